@@ -1,0 +1,345 @@
+"""Fixes that make stock basicsr 1.4.2 work on current torch / torchvision / numpy / Python.
+
+BasicSR's files are never edited. Each fix is a named function that replaces one small piece of
+BasicSR at import time, and only when the installed BasicSR still has the problem (checked on
+its source or behaviour): when BasicSR itself is fixed, the fix is skipped. ``applied_fixes()``
+lists what was applied in this process. Modules that basicsr imports but that no longer exist
+(torchvision's ``functional_tensor``, ``distutils``) are supplied by ``basicsr_vitloss_startup``
+because they are needed before ``import basicsr`` can finish.
+"""
+import contextlib
+import difflib
+import inspect
+import logging
+import os
+import os.path as osp
+import threading
+import uuid
+
+import torch
+import torch.distributed as dist
+
+logger = logging.getLogger('basicsr_vitloss')
+
+_APPLIED = []
+_FIXES = []
+
+
+def compat_fix(needed):
+    """Declare a fix; ``needed()`` says whether the installed BasicSR still has the problem."""
+
+    def register(apply):
+        _FIXES.append((apply.__name__, needed, apply))
+        return apply
+
+    return register
+
+
+def _source(obj):
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ''
+
+
+def _is_original(func):
+    return not getattr(func, '__basicsr_vitloss_fix__', False)
+
+
+def _mark(func):
+    func.__basicsr_vitloss_fix__ = True
+    return func
+
+
+# --------------------------------------------------------------------------- registry messages
+def _registry_needs_fix():
+    from basicsr.utils.registry import Registry
+    return _is_original(Registry.get) and 'get_close_matches' not in _source(Registry.get)
+
+
+@compat_fix(_registry_needs_fix)
+def registry_close_matches():
+    """Unknown ``type:`` names raise a KeyError naming the registry and the closest names
+    (stock BasicSR prints a line and raises a bare "not found"); re-registering the same class,
+    e.g. after ``importlib.reload``, replaces it instead of failing the assertion."""
+    from basicsr.utils.registry import Registry
+    original_register = Registry._do_register
+
+    def get(self, name, suffix='basicsr'):
+        obj = self._obj_map.get(name)
+        if obj is None:
+            obj = self._obj_map.get(f'{name}_{suffix}')
+        if obj is None:
+            raise KeyError(unknown_name_message(self, name))
+        return obj
+
+    def _do_register(self, name, obj, suffix=None):
+        key = f'{name}_{suffix}' if isinstance(suffix, str) else name
+        old = self._obj_map.get(key)
+        if old is not None and _same_definition(old, obj):
+            self._obj_map[key] = obj
+            return
+        if old is not None:
+            raise KeyError(f"'{key}' is already registered in BasicSR's {self._name} registry by "
+                           f'{old.__module__}.{old.__qualname__}; cannot register '
+                           f'{obj.__module__}.{obj.__qualname__} under the same name.')
+        original_register(self, name, obj, suffix)
+
+    Registry.get = _mark(get)
+    Registry._do_register = _mark(_do_register)
+
+
+def _same_definition(a, b):
+    return getattr(a, '__module__', None) == getattr(b, '__module__', None) and \
+        getattr(a, '__qualname__', None) == getattr(b, '__qualname__', None)
+
+
+def unknown_name_message(registry, name):
+    """Message for a name missing from a BasicSR registry, with the closest registered names."""
+    names = sorted(registry._obj_map.keys())
+    close = difflib.get_close_matches(str(name), names, n=5, cutoff=0.6)
+    msg = f"No object named '{name}' in BasicSR's {registry._name} registry."
+    if close:
+        msg += f' Did you mean: {", ".join(close)}?'
+    else:
+        msg += f' Registered names: {", ".join(names)}.'
+    return msg
+
+
+# --------------------------------------------------------------------------- distributed init
+def _init_dist_needs_fix():
+    from basicsr.utils import dist_util
+    src = _source(dist_util._init_dist_pytorch)
+    return _is_original(dist_util.init_dist) and 'set_device' in src and 'is_available' not in src
+
+
+def init_dist(launcher, backend=None, **kwargs):
+    """Initialize torch.distributed for BasicSR's ``pytorch`` (torchrun) or ``slurm`` launcher.
+
+    ``backend`` None picks nccl when CUDA is available and gloo otherwise; the CUDA device is the
+    process's local rank (not its global rank, which is wrong beyond one node).
+    """
+    if launcher not in ('pytorch', 'slurm'):
+        raise ValueError(f"Invalid launcher '{launcher}': expected 'pytorch' (torchrun) or 'slurm'.")
+    if dist.is_available() and dist.is_initialized():
+        return
+    if backend is None:
+        backend = 'nccl' if torch.cuda.is_available() else 'gloo'
+    port = kwargs.pop('port', None)
+    if launcher == 'slurm':
+        _export_slurm_env(port)
+    elif port is not None:
+        os.environ.setdefault('MASTER_PORT', str(port))
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ]
+    if missing:
+        raise RuntimeError(f"--launcher {launcher} needs the environment variables {', '.join(missing)}; "
+                           'start the job with torchrun (or srun for slurm), or use --launcher none.')
+    if backend == 'nccl':
+        if not torch.cuda.is_available():
+            raise RuntimeError("dist_params: backend 'nccl' needs CUDA GPUs; use backend: gloo on CPU.")
+        torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count())
+    dist.init_process_group(backend=backend, **kwargs)
+
+
+def _export_slurm_env(port):
+    import subprocess
+    proc_id = int(os.environ['SLURM_PROCID'])
+    gpus = max(torch.cuda.device_count(), 1)
+    nodes = os.environ['SLURM_NODELIST']
+    os.environ['MASTER_ADDR'] = subprocess.getoutput(f'scontrol show hostname {nodes} | head -n1')
+    os.environ['MASTER_PORT'] = str(port) if port is not None else os.environ.get('MASTER_PORT', '29500')
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['RANK'] = str(proc_id)
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', str(proc_id % gpus))
+
+
+@compat_fix(_init_dist_needs_fix)
+def distributed_backend():
+    """Stock init_dist hard-codes nccl and ``torch.cuda.set_device``, so CPU / gloo runs crash."""
+    from basicsr.utils import dist_util, options
+    dist_util.init_dist = _mark(init_dist)
+    options.init_dist = dist_util.init_dist
+
+
+def _ddp_needs_fix():
+    from basicsr.models.base_model import BaseModel
+    src = _source(BaseModel.model_to_device)
+    return _is_original(BaseModel.model_to_device) and 'current_device()' in src
+
+
+@compat_fix(_ddp_needs_fix)
+def ddp_on_cpu():
+    """Stock model_to_device passes ``device_ids=[torch.cuda.current_device()]`` to DDP, which
+    fails without CUDA; on CPU, DDP gets no device_ids."""
+    from torch.nn.parallel import DistributedDataParallel
+    from basicsr.models.base_model import BaseModel
+    original = BaseModel.model_to_device
+
+    def model_to_device(self, net):
+        if self.opt['dist'] and self.device.type != 'cuda':
+            return DistributedDataParallel(
+                net.to(self.device), find_unused_parameters=self.opt.get('find_unused_parameters', False))
+        return original(self, net)
+
+    BaseModel.model_to_device = _mark(model_to_device)
+
+
+# --------------------------------------------------------------------------- checkpoints
+_save_lock = threading.RLock()
+
+
+def atomic_save(obj, path, _save=torch.save):
+    """``torch.save`` to a temporary file in the same folder, then rename: never a torn file.
+    The file gets the permissions a plain ``torch.save`` would give it (0666 minus the umask)."""
+    path = os.fspath(path)
+    tmp = osp.join(osp.dirname(osp.abspath(path)), f'.{osp.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
+    try:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), 'wb') as f:
+            _save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_torch_save():
+    """Within the block, ``torch.save(obj, path)`` writes atomically (file objects pass through)."""
+    with _save_lock:
+        original = torch.save
+
+        def save(obj, f, *args, **kwargs):
+            if isinstance(f, (str, os.PathLike)) and not args and not kwargs:
+                return atomic_save(obj, f, _save=original)
+            return original(obj, f, *args, **kwargs)
+
+        torch.save = save
+        try:
+            yield
+        finally:
+            torch.save = original
+
+
+def _checkpoints_need_fix():
+    from basicsr.models.base_model import BaseModel
+    return _is_original(BaseModel.save_training_state) and 'os.replace' not in _source(BaseModel.save_network)
+
+
+@compat_fix(_checkpoints_need_fix)
+def atomic_checkpoints():
+    """A run killed while saving must not leave a truncated .pth or .state behind."""
+    from basicsr.models.base_model import BaseModel
+
+    def atomic(method):
+
+        def wrapper(self, *args, **kwargs):
+            with atomic_torch_save():
+                return method(self, *args, **kwargs)
+
+        wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
+        return _mark(wrapper)
+
+    BaseModel.save_network = atomic(BaseModel.save_network)
+    BaseModel.save_training_state = atomic(BaseModel.save_training_state)
+
+
+# --------------------------------------------------------------------------- resuming
+def _resume_needs_fix():
+    from basicsr import train
+    return _is_original(train.load_resume_state) and 'current_device()' in _source(train.load_resume_state)
+
+
+def _state_iteration(filename):
+    try:
+        return int(float(filename[:-len('.state')]))
+    except ValueError:
+        return None
+
+
+def find_resume_state(opt):
+    """Newest readable training state of an experiment as ``(path, state)``, or ``(None, None)``.
+
+    States that cannot be read (a run killed while saving with a stock BasicSR) or whose network
+    files are missing are skipped with a warning naming the file.
+    """
+    state_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
+    if not osp.isdir(state_dir):
+        return None, None
+    candidates = [(_state_iteration(f), f) for f in os.listdir(state_dir) if f.endswith('.state')]
+    for iteration, name in sorted((c for c in candidates if c[0] is not None), reverse=True):
+        path = osp.join(state_dir, name)
+        missing = [p for p in _network_files(opt, iteration) if not osp.isfile(p)]
+        if missing:
+            logger.warning('Skipping training state %s: network file %s is missing.', path, missing[0])
+            continue
+        try:
+            return path, load_training_state(path)
+        except Exception as error:  # noqa: BLE001 - any unreadable file is skipped, and said so
+            logger.warning('Skipping unreadable training state %s (%s: %s).', path, type(error).__name__, error)
+    return None, None
+
+
+def _network_files(opt, iteration):
+    models = opt['path'].get('models')
+    if not models:
+        return []
+    ignored = opt['path'].get('ignore_resume_networks') or []
+    return [osp.join(models, f"net_{key[len('network_'):]}_{iteration}.pth") for key in opt
+            if key.startswith('network_') and key not in ignored]
+
+
+def load_training_state(path):
+    """Load a BasicSR ``.state`` file on the CPU; optimizers move their state to the parameters'
+    device when it is loaded. It holds a ``collections.Counter`` (the scheduler's milestones),
+    which torch>=2.6's default ``weights_only=True`` refuses, so it is read with
+    ``weights_only=False``: these are the run's own files."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Training state not found: {path} (path: resume_state in the options file).')
+    state = torch.load(path, map_location='cpu', weights_only=False)
+    if not isinstance(state, dict) or 'iter' not in state or 'optimizers' not in state:
+        raise ValueError(f'{path} is not a BasicSR training state (expected a dict with iter, optimizers).')
+    return state
+
+
+@compat_fix(_resume_needs_fix)
+def device_agnostic_resume():
+    """Stock load_resume_state calls ``torch.cuda.current_device()`` (no CUDA: crash), loads with
+    torch>=2.6's ``weights_only=True`` (its own scheduler state is refused), looks for states
+    relative to the cwd instead of the experiment folder, and takes the newest state even when it
+    is truncated."""
+    from basicsr import train
+    from basicsr.utils import check_resume
+
+    def load_resume_state(opt):
+        if opt['auto_resume']:
+            path, state = find_resume_state(opt)
+            if path is None:
+                return None
+            opt['path']['resume_state'] = path
+        elif opt['path'].get('resume_state'):
+            state = load_training_state(opt['path']['resume_state'])
+        else:
+            return None
+        check_resume(opt, state['iter'])
+        return state
+
+    train.load_resume_state = _mark(load_resume_state)
+
+
+# --------------------------------------------------------------------------- entry
+def apply_all():
+    """Apply every fix whose problem is present; idempotent."""
+    for name, needed, apply in _FIXES:
+        if name in _APPLIED:
+            continue
+        if needed():
+            apply()
+            _APPLIED.append(name)
+
+
+def applied_fixes():
+    """Names of the fixes applied in this process (the startup hook's module aliases excluded)."""
+    return list(_APPLIED)

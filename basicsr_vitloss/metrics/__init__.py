@@ -1,0 +1,4 @@
+"""Metrics registered in BasicSR's METRIC_REGISTRY. Each ``*_metric.py`` module here is imported."""
+from basicsr_vitloss.utils.registration import import_modules_with_suffix
+
+__all__ = import_modules_with_suffix(__name__, __path__, '_metric')

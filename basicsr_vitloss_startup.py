@@ -1,0 +1,195 @@
+"""Startup hook of basicsr-vitloss, imported at interpreter start by ``basicsr_vitloss.pth``.
+
+It makes an installed basicsr-vitloss active for BasicSR's own entry points
+(``python -m basicsr.train -opt ...``) without any import by the user, and costs nothing
+otherwise: only two tiny import finders are installed and no third-party module is imported.
+
+- ``BasicSRImportHook`` waits for ``import basicsr``; right after BasicSR's package has run it
+  imports ``basicsr_vitloss`` (compat fixes, registration) and, when the interpreter was started
+  as ``python -m basicsr.train`` / ``basicsr.test``, runs basicsr-vitloss's entry point instead
+  of BasicSR's ``__main__`` block, so that outputs go under the current working directory.
+- ``LegacyModuleFinder`` supplies modules that basicsr 1.4.2 imports but current releases of its
+  dependencies removed. It sits at the end of ``sys.meta_path``, so it is asked only when the real
+  module is missing: when a dependency restores a module, the alias disappears by itself.
+
+Set ``BASICSR_VITLOSS_DISABLE_HOOK=1`` to switch the hook off.
+"""
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import warnings
+
+#: Missing module name -> (replacement module, reason). Each entry is one named compat fix.
+LEGACY_MODULES = {
+    # basicsr/data/degradations.py imports rgb_to_grayscale from here; torchvision 0.17 removed
+    # the private module and kept the function in torchvision.transforms.functional.
+    'torchvision.transforms.functional_tensor': ('torchvision.transforms.functional',
+                                                 'removed in torchvision 0.17'),
+    # basicsr/metrics/niqe.py imports convolve from here; deprecated, removed in SciPy 2.0.
+    'scipy.ndimage.filters': ('scipy.ndimage', 'removed in SciPy 2.0'),
+    # basicsr/archs/arch_util.py imports LooseVersion; Python 3.12 removed distutils.
+    'distutils': ('basicsr_vitloss_startup', 'removed from the standard library in Python 3.12'),
+    'distutils.version': ('basicsr_vitloss_startup', 'removed from the standard library in Python 3.12'),
+}
+
+#: ``python -m <name>`` targets that are run through basicsr-vitloss's entry points.
+REDIRECTED_ENTRY_POINTS = {'basicsr.train': 'basicsr_vitloss.train', 'basicsr.test': 'basicsr_vitloss.test'}
+
+
+class LooseVersion:
+    """Minimal stand-in for ``distutils.version.LooseVersion`` (comparison of dotted versions)."""
+
+    def __init__(self, vstring):
+        self.vstring = str(vstring)
+        self.version = [int(p) if p.isdigit() else p for p in self.vstring.replace('+', '.').replace('-', '.').split('.')]
+
+    def _key(self, other):
+        other = other if isinstance(other, LooseVersion) else LooseVersion(other)
+        n = max(len(self.version), len(other.version))
+        mine = [(0, p) if isinstance(p, int) else (-1, p) for p in self.version] + [(0, 0)] * (n - len(self.version))
+        theirs = [(0, p) if isinstance(p, int) else (-1, p) for p in other.version] + [(0, 0)] * (n - len(other.version))
+        return mine, theirs
+
+    def __eq__(self, other):
+        a, b = self._key(other)
+        return a == b
+
+    def __lt__(self, other):
+        a, b = self._key(other)
+        return a < b
+
+    def __le__(self, other):
+        a, b = self._key(other)
+        return a <= b
+
+    def __gt__(self, other):
+        a, b = self._key(other)
+        return a > b
+
+    def __ge__(self, other):
+        a, b = self._key(other)
+        return a >= b
+
+    def __repr__(self):
+        return f"LooseVersion('{self.vstring}')"
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Creates a missing legacy module from the public attributes of its replacement."""
+
+    def __init__(self, replacement):
+        self.replacement = replacement
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        source = importlib.import_module(self.replacement)
+        if self.replacement == __name__:  # distutils shim: a package holding `version`
+            module.__path__ = []
+            module.LooseVersion = LooseVersion
+            return
+        module.__dict__.update({k: v for k, v in vars(source).items() if not k.startswith('__')})
+
+
+class LegacyModuleFinder(importlib.abc.MetaPathFinder):
+    """Supplies the modules in ``LEGACY_MODULES`` when, and only when, they do not exist."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        entry = LEGACY_MODULES.get(fullname)
+        if entry is None:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(entry[0]), is_package=fullname == 'distutils')
+
+
+class _EntryPointLoader(importlib.abc.InspectLoader):
+    """Gives runpy a two-line program that calls basicsr-vitloss's entry point."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def get_source(self, fullname):
+        return f'import {self.target} as _entry\n_entry.main()\n'
+
+    def is_package(self, fullname):
+        return False
+
+
+def _module_run_with_dash_m():
+    """Name given to ``python -m`` while runpy is still locating it, else None."""
+    if not sys.argv or sys.argv[0] != '-m':
+        return None
+    argv = list(getattr(sys, 'orig_argv', []))[1:]
+    for i, arg in enumerate(argv):
+        if arg == '-m' and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith('-m') and len(arg) > 2:
+            return arg[2:]
+    return None
+
+
+def _redirect_entry_point():
+    main_name = _module_run_with_dash_m()
+    target = REDIRECTED_ENTRY_POINTS.get(main_name)
+    if target is None or main_name not in sys.modules:
+        return
+    module = sys.modules[main_name]
+    origin = getattr(module.__spec__, 'origin', None)
+    module.__spec__ = importlib.machinery.ModuleSpec(main_name, _EntryPointLoader(target), origin=origin)
+    # basicsr/__init__.py imports its train and test modules, so runpy always warns that the
+    # module to run is already imported; harmless here because the entry point runs instead.
+    warnings.filterwarnings('ignore', message=f"'{main_name}' found in sys.modules", category=RuntimeWarning)
+
+
+class _PluginActivatingLoader(importlib.abc.Loader):
+    """Runs BasicSR's package, then activates basicsr-vitloss."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        importlib.import_module('basicsr_vitloss')
+        _redirect_entry_point()
+
+    def __getattr__(self, name):  # get_resource_reader, is_package, ... of the real loader
+        return getattr(self.loader, name)
+
+
+class BasicSRImportHook(importlib.abc.MetaPathFinder):
+    """Wraps the loader of the ``basicsr`` package the first time it is imported."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != 'basicsr':
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, 'find_spec'):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None:
+            return spec
+        spec.loader = _PluginActivatingLoader(spec.loader)
+        return spec
+
+
+def install():
+    """Install both finders once; safe to call repeatedly."""
+    if not any(isinstance(f, LegacyModuleFinder) for f in sys.meta_path):
+        sys.meta_path.append(LegacyModuleFinder())
+    if os.environ.get('BASICSR_VITLOSS_DISABLE_HOOK', '') not in ('', '0'):
+        return
+    if not any(isinstance(f, BasicSRImportHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, BasicSRImportHook())
+
+
+install()

@@ -1,0 +1,73 @@
+"""Packaging of basicsr-vitloss.
+
+Besides the package, the wheel carries ``basicsr_vitloss.pth`` at the root of site-packages: a
+one-line startup hook (``import basicsr_vitloss_startup``) that activates the plugin as soon as
+``basicsr`` is imported, so ``python -m basicsr.train`` works with plugin classes unchanged.
+"""
+import os
+
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STARTUP_PTH = 'basicsr_vitloss.pth'
+
+
+class BuildPyWithStartupHook(build_py):
+    """build_py that also puts the startup .pth file at the root of the wheel (= site-packages)."""
+
+    def run(self):
+        super().run()
+        self.copy_file(os.path.join(HERE, STARTUP_PTH), os.path.join(self.build_lib, STARTUP_PTH))
+
+    def get_outputs(self, include_bytecode=1):
+        return super().get_outputs(include_bytecode) + [os.path.join(self.build_lib, STARTUP_PTH)]
+
+
+def read(name):
+    with open(os.path.join(HERE, name), encoding='utf-8') as f:
+        return f.read()
+
+
+def version():
+    scope = {}
+    exec(read('basicsr_vitloss/version.py'), scope)
+    return scope['__version__']
+
+
+setup(
+    name='basicsr-vitloss',
+    version=version(),
+    description='ViT perceptual losses (TNNLS 2024 "Image Deblurring by Exploring In-depth Properties of '
+    'Transformer"), DPDD data, deblurring architectures and options as a BasicSR plugin',
+    long_description=read('README.md'),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.9',
+    packages=find_packages(include=['basicsr_vitloss', 'basicsr_vitloss.*']),
+    py_modules=['basicsr_vitloss_startup'],
+    install_requires=[
+        'basicsr>=1.4.2',
+        'torch>=2.0',
+        'torchvision>=0.15',
+        'numpy',
+        'opencv-python',
+        'pyyaml',
+        'scikit-image>=0.19',
+        'tqdm',
+    ],
+    extras_require={'test': ['pytest>=7']},
+    entry_points={
+        'console_scripts': [
+            'basicsr-vitloss-train=basicsr_vitloss.train:main',
+            'basicsr-vitloss-test=basicsr_vitloss.test:main',
+        ],
+    },
+    cmdclass={'build_py': BuildPyWithStartupHook},
+    zip_safe=False,
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'Topic :: Scientific/Engineering :: Image Processing',
+        'Framework :: Pytest',
+    ],
+)

@@ -1,0 +1,90 @@
+"""Test setup: no network, offline hubs, caches in a temporary folder, helpers to run the CLIs."""
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_OPTIONS = REPO / 'options' / 'demo' / 'defocus_demo.yml'
+
+_CACHE = tempfile.mkdtemp(prefix='basicsr-vitloss-test-cache-')
+OFFLINE_ENV = {
+    'HF_HUB_OFFLINE': '1',
+    'TRANSFORMERS_OFFLINE': '1',
+    'HF_HOME': os.path.join(_CACHE, 'hf'),
+    'TORCH_HOME': os.path.join(_CACHE, 'torch'),
+    'XDG_CACHE_HOME': os.path.join(_CACHE, 'xdg'),
+    'MPLCONFIGDIR': os.path.join(_CACHE, 'mpl'),
+}
+os.environ.update(OFFLINE_ENV)
+
+
+class NetworkAccessError(RuntimeError):
+    pass
+
+
+def _refuse(*args, **kwargs):
+    raise NetworkAccessError(f'tests must not open network connections (attempted: {args[1:] or args})')
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any attempt to connect a socket (other than a Unix socket) fails the test."""
+    original_connect = socket.socket.connect
+
+    def connect(self, address):
+        if self.family == getattr(socket, 'AF_UNIX', None):
+            return original_connect(self, address)
+        _refuse(self, address)
+
+    monkeypatch.setattr(socket.socket, 'connect', connect)
+    monkeypatch.setattr(socket.socket, 'connect_ex', lambda self, address: _refuse(self, address))
+    monkeypatch.setattr(socket, 'create_connection', _refuse)
+
+
+def subprocess_env(**extra):
+    env = dict(os.environ)
+    env.update(OFFLINE_ENV)
+    env.pop('BASICSR_VITLOSS_DISABLE_HOOK', None)
+    env['PYTHONWARNINGS'] = 'default'
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run(args, cwd, timeout=300, check=True, **env):
+    """Run ``args`` (a list; ``python`` means this interpreter) and return the CompletedProcess."""
+    args = [sys.executable if a == 'python' else str(a) for a in args]
+    proc = subprocess.run(args, cwd=cwd, env=subprocess_env(**env), capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{" ".join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}')
+    return proc
+
+
+def tiny_options(path, name='tiny', total_iter=6, **changes):
+    """Write the demo options shrunk to seconds on a CPU: tiny net, tiny crops, few iterations.
+    ``changes`` maps 'section:key' paths to values."""
+    opt = yaml.safe_load(DEMO_OPTIONS.read_text())
+    opt['name'] = name
+    opt['num_gpu'] = 0
+    train, val = opt['datasets']['train'], opt['datasets']['val']
+    train.update(num_samples=64, gt_size=24, batch_size_per_gpu=2, num_worker_per_gpu=0)
+    val.update(num_samples=2, gt_size=32)
+    opt['network_g'].update(num_feat=8, num_conv=2)
+    opt['train']['total_iter'] = total_iter
+    opt['train']['scheduler'] = {'type': 'MultiStepLR', 'milestones': [4], 'gamma': 0.5}
+    opt['val']['val_freq'] = 2
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=2)
+    for key, value in changes.items():
+        node = opt
+        *parents, last = key.split(':')
+        for parent in parents:
+            node = node[parent]
+        node[last] = value
+    Path(path).write_text(yaml.safe_dump(opt, sort_keys=False))
+    return Path(path)
