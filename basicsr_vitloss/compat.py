@@ -46,8 +46,10 @@ def _is_original(func):
     return not getattr(func, '__basicsr_vitloss_fix__', False)
 
 
-def _mark(func):
+def _mark(func, original=None):
+    """Tag a replacement (so a fix is never applied twice) and keep what it replaced."""
     func.__basicsr_vitloss_fix__ = True
+    func.__basicsr_original__ = original
     return func
 
 
@@ -85,8 +87,8 @@ def registry_close_matches():
                            f'{obj.__module__}.{obj.__qualname__} under the same name.')
         original_register(self, name, obj, suffix)
 
-    Registry.get = _mark(get)
-    Registry._do_register = _mark(_do_register)
+    Registry.get = _mark(get, Registry.get)
+    Registry._do_register = _mark(_do_register, original_register)
 
 
 def _same_definition(a, b):
@@ -157,7 +159,7 @@ def _export_slurm_env(port):
 def distributed_backend():
     """Stock init_dist hard-codes nccl and ``torch.cuda.set_device``, so CPU / gloo runs crash."""
     from basicsr.utils import dist_util, options
-    dist_util.init_dist = _mark(init_dist)
+    dist_util.init_dist = _mark(init_dist, dist_util.init_dist)
     options.init_dist = dist_util.init_dist
 
 
@@ -181,7 +183,7 @@ def ddp_on_cpu():
                 net.to(self.device), find_unused_parameters=self.opt.get('find_unused_parameters', False))
         return original(self, net)
 
-    BaseModel.model_to_device = _mark(model_to_device)
+    BaseModel.model_to_device = _mark(model_to_device, original)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -194,7 +196,7 @@ def atomic_save(obj, path, _save=torch.save):
     path = os.fspath(path)
     tmp = osp.join(osp.dirname(osp.abspath(path)), f'.{osp.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
     try:
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), 'wb') as f:
+        with open(tmp, 'xb') as f:
             _save(obj, f)
             f.flush()
             os.fsync(f.fileno())
@@ -240,7 +242,7 @@ def atomic_checkpoints():
                 return method(self, *args, **kwargs)
 
         wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
-        return _mark(wrapper)
+        return _mark(wrapper, method)
 
     BaseModel.save_network = atomic(BaseModel.save_network)
     BaseModel.save_training_state = atomic(BaseModel.save_training_state)
@@ -292,13 +294,11 @@ def _network_files(opt, iteration):
 
 
 def load_training_state(path):
-    """Load a BasicSR ``.state`` file on the CPU; optimizers move their state to the parameters'
-    device when it is loaded. It holds a ``collections.Counter`` (the scheduler's milestones),
-    which torch>=2.6's default ``weights_only=True`` refuses, so it is read with
-    ``weights_only=False``: these are the run's own files."""
+    """Load a BasicSR ``.state`` file on the CPU (optimizers move their state to the parameters'
+    device when it is loaded), with torch's safe ``weights_only`` loader."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'Training state not found: {path} (path: resume_state in the options file).')
-    state = torch.load(path, map_location='cpu', weights_only=False)
+    state = torch.load(path, map_location='cpu')
     if not isinstance(state, dict) or 'iter' not in state or 'optimizers' not in state:
         raise ValueError(f'{path} is not a BasicSR training state (expected a dict with iter, optimizers).')
     return state
@@ -306,10 +306,9 @@ def load_training_state(path):
 
 @compat_fix(_resume_needs_fix)
 def device_agnostic_resume():
-    """Stock load_resume_state calls ``torch.cuda.current_device()`` (no CUDA: crash), loads with
-    torch>=2.6's ``weights_only=True`` (its own scheduler state is refused), looks for states
-    relative to the cwd instead of the experiment folder, and takes the newest state even when it
-    is truncated."""
+    """Stock load_resume_state maps the state to ``torch.cuda.current_device()`` (no CUDA: crash),
+    looks for states relative to the cwd instead of the experiment folder, and takes the newest
+    state even when it is truncated."""
     from basicsr import train
     from basicsr.utils import check_resume
 
@@ -326,7 +325,7 @@ def device_agnostic_resume():
         check_resume(opt, state['iter'])
         return state
 
-    train.load_resume_state = _mark(load_resume_state)
+    train.load_resume_state = _mark(load_resume_state, train.load_resume_state)
 
 
 # --------------------------------------------------------------------------- entry

@@ -1,0 +1,176 @@
+"""Each compat fix: the problem exists on the tested stack (or is simulated), and the fix mends it."""
+import importlib.util
+import os
+import stat
+
+import pytest
+import torch
+
+import basicsr_vitloss
+import basicsr_vitloss_startup as startup
+from basicsr_vitloss import compat
+from conftest import run
+
+
+def _load_alias(name):
+    spec = startup.LegacyModuleFinder().find_spec(name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_all_fixes_apply_to_basicsr_1_4_2():
+    import basicsr
+    if basicsr.__version__ != '1.4.2':
+        pytest.skip(f'fix detection is checked against basicsr 1.4.2, found {basicsr.__version__}')
+    assert set(compat.applied_fixes()) == {
+        'registry_close_matches', 'distributed_backend', 'ddp_on_cpu', 'atomic_checkpoints', 'device_agnostic_resume'}
+
+
+def test_functional_tensor_is_gone_and_basicsr_imports_anyway(tmp_path):
+    # the problem: current torchvision has no functional_tensor module
+    assert importlib.util.find_spec('torchvision.transforms.functional_tensor') is not None  # our alias
+    proc = run(['python', '-c', 'import sys, basicsr_vitloss_startup as s; '
+                'sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, s.LegacyModuleFinder)]; '
+                'import torchvision.transforms.functional_tensor'], cwd=tmp_path, check=False,
+               BASICSR_VITLOSS_DISABLE_HOOK=1)
+    assert 'No module named' in proc.stderr and proc.returncode != 0
+    # the fix: a plain `import basicsr` works, and the alias holds the function basicsr needs
+    run(['python', '-c', 'import basicsr.data.degradations as d; assert callable(d.rgb_to_grayscale)'], cwd=tmp_path)
+    from torchvision.transforms.functional import rgb_to_grayscale
+    assert _load_alias('torchvision.transforms.functional_tensor').rgb_to_grayscale is rgb_to_grayscale
+
+
+def test_scipy_ndimage_filters_alias_provides_convolve():
+    from scipy.ndimage import convolve
+    assert _load_alias('scipy.ndimage.filters').convolve is convolve
+
+
+def test_distutils_alias_compares_versions_like_basicsr_needs():
+    version = _load_alias('distutils.version')
+    loose = version.LooseVersion
+    assert loose('0.29.1') >= loose('0.9.0')  # basicsr/archs/arch_util.py's torchvision check
+    assert loose('0.10') > loose('0.9') and loose('1.4.2') == loose('1.4.2') and loose('2.0') < '2.0.1'
+    assert loose('2.14.1+cu130') > loose('2.14')
+
+
+def test_legacy_finder_only_answers_for_missing_modules():
+    finder = startup.LegacyModuleFinder()
+    assert finder.find_spec('torchvision.transforms.functional') is None
+    assert finder.find_spec('numpy') is None
+
+
+def test_registry_typo_gives_close_matches():
+    from basicsr.utils.registry import LOSS_REGISTRY
+    with pytest.raises(KeyError, match=r"No object named 'L1Los' in BasicSR's loss registry. Did you mean: L1Loss"):
+        LOSS_REGISTRY.get('L1Los')
+    with pytest.raises(KeyError, match='Registered names: .*L1Loss'):
+        LOSS_REGISTRY.get('zzzzzz')
+
+
+def test_atomic_save_keeps_old_file_when_saving_fails(tmp_path):
+    path = tmp_path / 'net_g_2.pth'
+    torch.save({'params': torch.ones(3)}, path)
+    with compat.atomic_torch_save():
+        with pytest.raises(Exception):
+            torch.save({'params': torch.zeros(10000), 'bad': lambda: 0}, str(path))  # fails while pickling
+    assert torch.equal(torch.load(path)['params'], torch.ones(3))
+    assert os.listdir(tmp_path) == ['net_g_2.pth'], 'a temporary file was left behind'
+
+
+def test_stock_save_would_leave_a_truncated_file(tmp_path):
+    # the problem the fix removes: a plain torch.save that fails midway destroys the previous file
+    path = tmp_path / 'net_g_2.pth'
+    torch.save({'params': torch.ones(3)}, path)
+    with pytest.raises(Exception):
+        torch.save({'params': torch.zeros(10000), 'bad': lambda: 0}, path)
+    with pytest.raises(Exception):
+        torch.load(path)
+
+
+def test_atomic_save_file_permissions_follow_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with compat.atomic_torch_save():
+            torch.save({'a': 1}, str(tmp_path / 'x.pth'))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / 'x.pth').st_mode) == 0o644
+
+
+def test_basicsr_save_methods_are_atomic(tmp_path, monkeypatch):
+    from basicsr.models.base_model import BaseModel
+    model = BaseModel({'num_gpu': 0, 'is_train': True, 'dist': False, 'path': {'models': str(tmp_path)}})
+    net = torch.nn.Linear(2, 2)
+    model.save_network(net, 'net_g', 7)
+    good = (tmp_path / 'net_g_7.pth').read_bytes()
+
+    def explode(obj, f, *args, **kwargs):
+        f.write(b'partial')
+        raise OSError('disk full')
+
+    real_atomic_save = compat.atomic_save
+    monkeypatch.setattr(compat, 'atomic_save', lambda obj, path, _save: real_atomic_save(obj, path, _save=explode))
+    monkeypatch.setattr('time.sleep', lambda s: None)
+    model.save_network(net, 'net_g', 7)  # BasicSR logs the error and goes on (3 retries)
+    assert (tmp_path / 'net_g_7.pth').read_bytes() == good
+    assert sorted(os.listdir(tmp_path)) == ['net_g_7.pth']
+
+
+def test_load_training_state_reads_scheduler_counter_on_cpu(tmp_path):
+    from collections import Counter
+    path = tmp_path / '4.state'
+    torch.save({'epoch': 0, 'iter': 4, 'optimizers': [], 'schedulers': [{'milestones': Counter([2, 4])}]}, path)
+    state = compat.load_training_state(str(path))
+    assert state['iter'] == 4 and state['schedulers'][0]['milestones'] == Counter([2, 4])
+
+
+def test_load_training_state_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='missing.state'):
+        compat.load_training_state(str(tmp_path / 'missing.state'))
+    torch.save([1, 2], tmp_path / 'list.state')
+    with pytest.raises(ValueError, match='list.state is not a BasicSR training state'):
+        compat.load_training_state(str(tmp_path / 'list.state'))
+
+
+def test_plugin_version_is_exposed():
+    assert basicsr_vitloss.__version__.count('.') == 2
+
+
+needs_cpu_only = pytest.mark.skipif(torch.cuda.is_available(), reason='shows a failure of stock BasicSR without CUDA')
+
+
+@needs_cpu_only
+def test_stock_resume_crashes_without_cuda_and_the_fix_does_not(tmp_path):
+    from basicsr import train
+    path = tmp_path / '2.state'
+    torch.save({'epoch': 0, 'iter': 2, 'optimizers': [], 'schedulers': []}, path)
+    opt = {'auto_resume': False, 'name': 'x', 'path': {'resume_state': str(path), 'models': str(tmp_path)}}
+    with pytest.raises((RuntimeError, AssertionError)):
+        train.load_resume_state.__basicsr_original__(dict(opt, path=dict(opt['path'])))
+    assert train.load_resume_state(dict(opt, path=dict(opt['path'])))['iter'] == 2
+
+
+@needs_cpu_only
+def test_stock_init_dist_crashes_on_cpu(monkeypatch):
+    from basicsr.utils import dist_util
+    monkeypatch.setenv('RANK', '0')
+    with pytest.raises((ZeroDivisionError, RuntimeError, AssertionError)):
+        dist_util.init_dist.__basicsr_original__('pytorch', backend='gloo')
+    assert dist_util.init_dist is compat.init_dist
+
+
+@needs_cpu_only
+def test_stock_ddp_wrapping_crashes_on_cpu():
+    from basicsr.models.base_model import BaseModel
+    model = BaseModel({'num_gpu': 0, 'is_train': True, 'dist': True})
+    with pytest.raises((RuntimeError, AssertionError)):
+        BaseModel.model_to_device.__basicsr_original__(model, torch.nn.Linear(2, 2))
+
+
+def test_fixes_are_not_applied_twice():
+    from basicsr.models.base_model import BaseModel
+    before = BaseModel.save_network
+    compat.apply_all()
+    assert BaseModel.save_network is before
+    assert not getattr(before.__basicsr_original__, '__basicsr_vitloss_fix__', False)
