@@ -24,6 +24,21 @@ class BuildPyWithStartupHook(build_py):
         return super().get_outputs(include_bytecode) + [os.path.join(self.build_lib, STARTUP_PTH)]
 
 
+try:  # setuptools >= 64: PEP 660 editable installs (pip install -e .)
+    from setuptools.command.editable_wheel import editable_wheel
+except ImportError:  # pragma: no cover
+    editable_wheel = None
+
+if editable_wheel is not None:
+
+    class EditableWheelWithStartupHook(editable_wheel):
+        """Editable wheel that carries the startup .pth too (files put here land in site-packages)."""
+
+        def _install_namespaces(self, installation_dir, pth_prefix):
+            super()._install_namespaces(installation_dir, pth_prefix)
+            self.copy_file(os.path.join(HERE, STARTUP_PTH), os.path.join(installation_dir, STARTUP_PTH))
+
+
 def read(name):
     with open(os.path.join(HERE, name), encoding='utf-8') as f:
         return f.read()
@@ -63,7 +78,8 @@ setup(
             'basicsr-vitloss-test=basicsr_vitloss.test:main',
         ],
     },
-    cmdclass={'build_py': BuildPyWithStartupHook},
+    cmdclass={'build_py': BuildPyWithStartupHook,
+              **({'editable_wheel': EditableWheelWithStartupHook} if editable_wheel else {})},
     zip_safe=False,
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -104,6 +104,8 @@ class SyntheticDefocusDataset(data.Dataset):
         return self.num_samples
 
     def __getitem__(self, index):
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f'index {index} out of range for {self.num_samples} samples')
         rng = np.random.default_rng([self.seed, index])
         name = self.images[index % len(self.images)]
         photo = load_photograph(name)

@@ -1,0 +1,72 @@
+"""Registration into BasicSR's registries, double imports, and the startup hook."""
+import importlib
+
+import pytest
+
+import basicsr_vitloss
+from conftest import run
+
+PLUGIN_DATASETS = ['SyntheticDefocusDataset']
+
+
+def test_importing_the_plugin_registers_its_classes():
+    from basicsr.utils.registry import DATASET_REGISTRY
+    from basicsr_vitloss.data.synthetic_defocus_dataset import SyntheticDefocusDataset
+    assert DATASET_REGISTRY.get('SyntheticDefocusDataset') is SyntheticDefocusDataset
+    assert basicsr_vitloss.data.__all__ == ['synthetic_defocus_dataset']
+
+
+def test_double_import_and_reload_are_harmless():
+    from basicsr.utils.registry import DATASET_REGISTRY
+    module = importlib.import_module('basicsr_vitloss.data.synthetic_defocus_dataset')
+    importlib.import_module('basicsr_vitloss')  # second import: cached, nothing re-registered
+    reloaded = importlib.reload(module)  # re-runs the decorator: the same class replaces itself
+    assert DATASET_REGISTRY.get('SyntheticDefocusDataset') is reloaded.SyntheticDefocusDataset
+    assert list(DATASET_REGISTRY.keys()).count('SyntheticDefocusDataset') == 1
+
+
+def test_a_different_class_under_a_taken_name_is_refused():
+    from basicsr.utils.registry import DATASET_REGISTRY
+
+    class SyntheticDefocusDataset:  # same name, other module
+        pass
+
+    with pytest.raises(KeyError, match='already registered .* by basicsr_vitloss.data.synthetic_defocus_dataset'):
+        DATASET_REGISTRY.register(SyntheticDefocusDataset)
+
+
+def test_plain_import_basicsr_activates_the_plugin(tmp_path):
+    code = ('import sys, basicsr; from basicsr.utils.registry import DATASET_REGISTRY; '
+            'assert "basicsr_vitloss" in sys.modules; '
+            f'assert all(n in DATASET_REGISTRY for n in {PLUGIN_DATASETS!r}); print("ok")')
+    assert run(['python', '-c', code], cwd=tmp_path).stdout.strip() == 'ok'
+
+
+@pytest.mark.parametrize('order', ['import basicsr_vitloss, basicsr', 'import basicsr, basicsr_vitloss',
+                                   'import basicsr_vitloss; import basicsr_vitloss'])
+def test_import_orders(tmp_path, order):
+    code = f'{order}; from basicsr.utils.registry import DATASET_REGISTRY; print(len(list(DATASET_REGISTRY)))'
+    counts = run(['python', '-c', code], cwd=tmp_path).stdout.split()
+    assert int(counts[-1]) > 10
+
+
+def test_startup_hook_costs_nothing_without_basicsr(tmp_path):
+    code = ('import sys; heavy = [m for m in ("torch", "basicsr", "basicsr_vitloss", "numpy") if m in sys.modules]; '
+            'print("loaded:", heavy, "hook:", "basicsr_vitloss_startup" in sys.modules)')
+    out = run(['python', '-c', code], cwd=tmp_path).stdout
+    assert 'loaded: [] hook: True' in out
+
+
+def test_hook_can_be_disabled(tmp_path):
+    code = 'import sys, basicsr; print("basicsr_vitloss" in sys.modules)'
+    out = run(['python', '-c', code], cwd=tmp_path, BASICSR_VITLOSS_DISABLE_HOOK=1).stdout
+    assert out.strip() == 'False'
+
+
+def test_dash_m_basicsr_train_is_redirected_only_for_entry_points(tmp_path):
+    import basicsr_vitloss_startup as startup
+    assert startup.REDIRECTED_ENTRY_POINTS == {'basicsr.train': 'basicsr_vitloss.train',
+                                               'basicsr.test': 'basicsr_vitloss.test'}
+    # another `python -m basicsr.<module>` runs BasicSR's own code unchanged
+    proc = run(['python', '-m', 'basicsr.version'], cwd=tmp_path)
+    assert proc.returncode == 0 and 'Traceback' not in proc.stderr
