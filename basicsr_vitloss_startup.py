@@ -14,13 +14,11 @@ otherwise: only two tiny import finders are installed and no third-party module 
 
 Set ``BASICSR_VITLOSS_DISABLE_HOOK=1`` to switch the hook off.
 """
-import importlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import os
 import sys
-import warnings
+
+# Finders and loaders here are plain classes (the import system is duck-typed) and importlib is
+# imported only when they act: importlib.abc alone would cost ~7 ms at every interpreter start.
 
 #: Missing module name -> (replacement module, reason). Each entry is one named compat fix.
 LEGACY_MODULES = {
@@ -77,7 +75,7 @@ class LooseVersion:
         return f"LooseVersion('{self.vstring}')"
 
 
-class _AliasLoader(importlib.abc.Loader):
+class _AliasLoader:
     """Creates a missing legacy module from the public attributes of its replacement."""
 
     def __init__(self, replacement):
@@ -87,6 +85,7 @@ class _AliasLoader(importlib.abc.Loader):
         return None
 
     def exec_module(self, module):
+        import importlib
         source = importlib.import_module(self.replacement)
         if self.replacement == __name__:  # distutils shim: a package holding `version`
             module.__path__ = []
@@ -95,24 +94,29 @@ class _AliasLoader(importlib.abc.Loader):
         module.__dict__.update({k: v for k, v in vars(source).items() if not k.startswith('__')})
 
 
-class LegacyModuleFinder(importlib.abc.MetaPathFinder):
+class LegacyModuleFinder:
     """Supplies the modules in ``LEGACY_MODULES`` when, and only when, they do not exist."""
 
     def find_spec(self, fullname, path=None, target=None):
         entry = LEGACY_MODULES.get(fullname)
         if entry is None:
             return None
+        import importlib.machinery
         return importlib.machinery.ModuleSpec(fullname, _AliasLoader(entry[0]), is_package=fullname == 'distutils')
 
 
-class _EntryPointLoader(importlib.abc.InspectLoader):
+class _EntryPointLoader:
     """Gives runpy a two-line program that calls basicsr-vitloss's entry point."""
 
-    def __init__(self, target):
+    def __init__(self, target, origin):
         self.target = target
+        self.origin = origin
 
     def get_source(self, fullname):
         return f'import {self.target} as _entry\n_entry.main()\n'
+
+    def get_code(self, fullname):
+        return compile(self.get_source(fullname), self.origin or '<basicsr-vitloss entry point>', 'exec')
 
     def is_package(self, fullname):
         return False
@@ -136,15 +140,17 @@ def _redirect_entry_point():
     target = REDIRECTED_ENTRY_POINTS.get(main_name)
     if target is None or main_name not in sys.modules:
         return
+    import importlib.machinery
+    import warnings
     module = sys.modules[main_name]
     origin = getattr(module.__spec__, 'origin', None)
-    module.__spec__ = importlib.machinery.ModuleSpec(main_name, _EntryPointLoader(target), origin=origin)
+    module.__spec__ = importlib.machinery.ModuleSpec(main_name, _EntryPointLoader(target, origin), origin=origin)
     # basicsr/__init__.py imports its train and test modules, so runpy always warns that the
     # module to run is already imported; harmless here because the entry point runs instead.
     warnings.filterwarnings('ignore', message=f"'{main_name}' found in sys.modules", category=RuntimeWarning)
 
 
-class _PluginActivatingLoader(importlib.abc.Loader):
+class _PluginActivatingLoader:
     """Runs BasicSR's package, then activates basicsr-vitloss."""
 
     def __init__(self, loader):
@@ -154,6 +160,7 @@ class _PluginActivatingLoader(importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
+        import importlib
         self.loader.exec_module(module)
         importlib.import_module('basicsr_vitloss')
         _redirect_entry_point()
@@ -162,7 +169,7 @@ class _PluginActivatingLoader(importlib.abc.Loader):
         return getattr(self.loader, name)
 
 
-class BasicSRImportHook(importlib.abc.MetaPathFinder):
+class BasicSRImportHook:
     """Wraps the loader of the ``basicsr`` package the first time it is imported."""
 
     def find_spec(self, fullname, path=None, target=None):

@@ -125,6 +125,8 @@ def init_dist(launcher, backend=None, **kwargs):
         raise ValueError(f"Invalid launcher '{launcher}': expected 'pytorch' (torchrun) or 'slurm'.")
     if dist.is_available() and dist.is_initialized():
         return
+    if torch.multiprocessing.get_start_method(allow_none=True) is None:
+        torch.multiprocessing.set_start_method('spawn')  # as stock BasicSR: CUDA-safe data workers
     if backend is None:
         backend = 'nccl' if torch.cuda.is_available() else 'gloo'
     port = kwargs.pop('port', None)

@@ -6,16 +6,15 @@
   ``dist_params: backend:`` (stock BasicSR ignores dist_params for the pytorch launcher).
 """
 import argparse
+import os
 import os.path as osp
+import sys
 
 import yaml
 
 from basicsr.utils import registry
 
 from . import compat
-
-#: options section -> (registry, where its type names live)
-_LOSS_SECTIONS_NOT_LOSSES = {'optim_g', 'optim_d', 'scheduler'}
 
 
 def _arguments(argv):
@@ -52,8 +51,7 @@ def registered_types(opt):
         if key.startswith('network_') and isinstance(value, dict) and 'type' in value:
             found.append((f'{key}:type', registry.ARCH_REGISTRY, value['type']))
     for key, value in (opt.get('train') or {}).items():
-        if key.endswith('_opt') and key not in _LOSS_SECTIONS_NOT_LOSSES and isinstance(value, dict) \
-                and 'type' in value:
+        if key.endswith('_opt') and isinstance(value, dict) and 'type' in value:  # pixel_opt, gan_opt, ...
             found.append((f'train:{key}:type', registry.LOSS_REGISTRY, value['type']))
     for name, metric in ((opt.get('val') or {}).get('metrics') or {}).items():
         if isinstance(metric, dict) and 'type' in metric:
@@ -77,3 +75,12 @@ def prepare(argv):
     if args.launcher != 'none':
         compat.init_dist(args.launcher, **(opt.get('dist_params') or {}))
     return opt
+
+
+def run(pipeline, argv=None):
+    """Run a BasicSR pipeline (``train_pipeline`` / ``test_pipeline``) for the command line ``argv``
+    (default: ``sys.argv[1:]``), after ``prepare``, with the current directory as root."""
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]  # BasicSR's parse_options reads sys.argv
+    prepare(sys.argv[1:])
+    pipeline(os.getcwd())

@@ -1,6 +1,4 @@
 """Registration into BasicSR's registries, double imports, and the startup hook."""
-import importlib
-
 import pytest
 
 import basicsr_vitloss
@@ -16,13 +14,15 @@ def test_importing_the_plugin_registers_its_classes():
     assert basicsr_vitloss.data.__all__ == ['synthetic_defocus_dataset']
 
 
-def test_double_import_and_reload_are_harmless():
-    from basicsr.utils.registry import DATASET_REGISTRY
-    module = importlib.import_module('basicsr_vitloss.data.synthetic_defocus_dataset')
-    importlib.import_module('basicsr_vitloss')  # second import: cached, nothing re-registered
-    reloaded = importlib.reload(module)  # re-runs the decorator: the same class replaces itself
-    assert DATASET_REGISTRY.get('SyntheticDefocusDataset') is reloaded.SyntheticDefocusDataset
-    assert list(DATASET_REGISTRY.keys()).count('SyntheticDefocusDataset') == 1
+def test_double_import_and_reload_are_harmless(tmp_path):
+    # in a subprocess: reloading replaces the class object, which would leak into other tests
+    code = ('import importlib, basicsr_vitloss; from basicsr.utils.registry import DATASET_REGISTRY; '
+            'm = importlib.import_module("basicsr_vitloss.data.synthetic_defocus_dataset"); '
+            'importlib.import_module("basicsr_vitloss"); '  # second import: cached, nothing re-registered
+            'r = importlib.reload(m); '  # re-runs the decorator: the same class replaces itself
+            'assert DATASET_REGISTRY.get("SyntheticDefocusDataset") is r.SyntheticDefocusDataset; '
+            'print(list(DATASET_REGISTRY.keys()).count("SyntheticDefocusDataset"))')
+    assert run(['python', '-c', code], cwd=tmp_path).stdout.strip() == '1'
 
 
 def test_a_different_class_under_a_taken_name_is_refused():
