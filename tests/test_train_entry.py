@@ -21,10 +21,11 @@ def _site_packages_outputs():
 def trained(tmp_path_factory):
     """One 6-iteration run of `python -m basicsr.train` in a fresh cwd (shared by the tests below)."""
     cwd = tmp_path_factory.mktemp('train_cwd')
+    home = tmp_path_factory.mktemp('home')
     before = _site_packages_outputs()
     opt_file = tiny_options(cwd / 'tiny.yml')
-    proc = run(['python', '-m', 'basicsr.train', '-opt', opt_file.name], cwd=cwd)
-    return cwd, proc, before
+    proc = run(['python', '-m', 'basicsr.train', '-opt', opt_file.name], cwd=cwd, HOME=home)
+    return cwd, proc, (before, home)
 
 
 def _log_text(exp):
@@ -32,7 +33,7 @@ def _log_text(exp):
 
 
 def test_train_writes_everything_under_cwd(trained):
-    cwd, proc, before = trained
+    cwd, proc, (before, home) = trained
     exp = cwd / 'experiments' / 'tiny'
     assert sorted(p.name for p in (exp / 'models').iterdir()) == [
         'net_g_2.pth', 'net_g_4.pth', 'net_g_6.pth', 'net_g_latest.pth']
@@ -40,6 +41,7 @@ def test_train_writes_everything_under_cwd(trained):
     assert any((exp / 'visualization').rglob('*.png')), 'validation images were not saved'
     assert (cwd / 'tb_logger' / 'tiny').is_dir()
     assert _site_packages_outputs() == before, 'BasicSR wrote outputs into site-packages'
+    assert not any(home.iterdir()), f'files written into HOME: {list(home.rglob("*"))}'
     assert {p.name for p in cwd.iterdir()} == {'tiny.yml', 'experiments', 'tb_logger'}
     log = _log_text(exp)
     assert len(re.findall(r'# psnr: [\d.]+', log)) >= 3 and len(re.findall(r'# ssim: [\d.]+', log)) >= 3
