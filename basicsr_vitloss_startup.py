@@ -38,38 +38,35 @@ REDIRECTED_ENTRY_POINTS = {'basicsr.train': 'basicsr_vitloss.train', 'basicsr.te
 
 
 class LooseVersion:
-    """Minimal stand-in for ``distutils.version.LooseVersion`` (comparison of dotted versions)."""
+    """Minimal stand-in for ``distutils.version.LooseVersion``: compares dotted versions part by
+    part, numbers numerically, missing parts as 0 ('2.0' == '2.0.0' < '2.0.1')."""
 
     def __init__(self, vstring):
         self.vstring = str(vstring)
-        self.version = [int(p) if p.isdigit() else p for p in self.vstring.replace('+', '.').replace('-', '.').split('.')]
+        parts = self.vstring.replace('+', '.').replace('-', '.').split('.')
+        self.version = [(0, int(p)) if p.isdigit() else (-1, p) for p in parts]
 
-    def _key(self, other):
+    def _keys(self, other):
         other = other if isinstance(other, LooseVersion) else LooseVersion(other)
         n = max(len(self.version), len(other.version))
-        mine = [(0, p) if isinstance(p, int) else (-1, p) for p in self.version] + [(0, 0)] * (n - len(self.version))
-        theirs = [(0, p) if isinstance(p, int) else (-1, p) for p in other.version] + [(0, 0)] * (n - len(other.version))
-        return mine, theirs
+        return [v + [(0, 0)] * (n - len(v)) for v in (self.version, other.version)]
 
     def __eq__(self, other):
-        a, b = self._key(other)
-        return a == b
+        mine, theirs = self._keys(other)
+        return mine == theirs
 
     def __lt__(self, other):
-        a, b = self._key(other)
-        return a < b
+        mine, theirs = self._keys(other)
+        return mine < theirs
 
     def __le__(self, other):
-        a, b = self._key(other)
-        return a <= b
+        return self < other or self == other
 
     def __gt__(self, other):
-        a, b = self._key(other)
-        return a > b
+        return not self <= other
 
     def __ge__(self, other):
-        a, b = self._key(other)
-        return a >= b
+        return not self < other
 
     def __repr__(self):
         return f"LooseVersion('{self.vstring}')"
