@@ -330,6 +330,28 @@ def device_agnostic_resume():
     train.load_resume_state = _mark(load_resume_state, train.load_resume_state)
 
 
+# --------------------------------------------------------------------------- losses
+def _perceptual_l2_needs_fix():
+    from basicsr.losses.basic_loss import PerceptualLoss
+    return _is_original(PerceptualLoss.__init__) and 'L2loss' in _source(PerceptualLoss.__init__)
+
+
+@compat_fix(_perceptual_l2_needs_fix)
+def perceptual_l2_criterion():
+    """BasicSR's VGG PerceptualLoss with ``criterion: l2`` calls ``torch.nn.L2loss``, which does not
+    exist; build it as l1 and swap in the mean squared error the option names."""
+    from basicsr.losses.basic_loss import PerceptualLoss
+    original = PerceptualLoss.__init__
+
+    def __init__(self, *args, criterion='l1', **kwargs):
+        original(self, *args, criterion='l1' if criterion == 'l2' else criterion, **kwargs)
+        if criterion == 'l2':
+            self.criterion_type = 'l2'
+            self.criterion = torch.nn.MSELoss()
+
+    PerceptualLoss.__init__ = _mark(__init__, original)
+
+
 # --------------------------------------------------------------------------- entry
 def apply_all():
     """Apply every fix whose problem is present; idempotent."""

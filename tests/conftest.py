@@ -11,6 +11,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_OPTIONS = REPO / 'options' / 'demo' / 'defocus_demo.yml'
+TINY_VIT = {'depth': 6, 'embed_dim': 64, 'num_heads': 2}
 
 _CACHE = tempfile.mkdtemp(prefix='basicsr-vitloss-test-cache-')
 OFFLINE_ENV = {
@@ -76,6 +77,8 @@ def tiny_options(path, name='tiny', total_iter=6, **changes):
     train.update(num_samples=64, gt_size=24, batch_size_per_gpu=2, num_worker_per_gpu=0)
     val.update(num_samples=2, gt_size=32)
     opt['network_g'].update(num_feat=8, num_conv=2)
+    if 'perceptual_opt' in opt['train']:  # a tiny random ViT instead of ViT-B
+        opt['train']['perceptual_opt']['backbone_kwargs'] = TINY_VIT
     opt['train']['total_iter'] = total_iter
     opt['train']['scheduler'] = {'type': 'MultiStepLR', 'milestones': [4], 'gamma': 0.5}
     opt['val']['val_freq'] = 2

@@ -24,7 +24,8 @@ def test_all_fixes_apply_to_basicsr_1_4_2():
     if basicsr.__version__ != '1.4.2':
         pytest.skip(f'fix detection is checked against basicsr 1.4.2, found {basicsr.__version__}')
     assert set(compat.applied_fixes()) == {
-        'registry_close_matches', 'distributed_backend', 'ddp_on_cpu', 'atomic_checkpoints', 'device_agnostic_resume'}
+        'registry_close_matches', 'distributed_backend', 'ddp_on_cpu', 'atomic_checkpoints', 'device_agnostic_resume',
+        'perceptual_l2_criterion'}
 
 
 def test_functional_tensor_is_gone_and_basicsr_imports_anyway(tmp_path):
@@ -174,3 +175,18 @@ def test_fixes_are_not_applied_twice():
     compat.apply_all()
     assert BaseModel.save_network is before
     assert not getattr(before.__basicsr_original__, '__basicsr_vitloss_fix__', False)
+
+
+def test_perceptual_loss_l2_criterion_is_mse(monkeypatch):
+    from basicsr.losses.basic_loss import PerceptualLoss
+    from basicsr.archs import vgg_arch
+    # a VGG with random weights and no download: stand in for torchvision's constructor
+    monkeypatch.setattr(vgg_arch.vgg, 'vgg19', lambda **kwargs: __import__('torchvision').models.vgg19(weights=None))
+    with pytest.raises(AttributeError, match='L2loss'):  # the problem
+        PerceptualLoss.__init__.__basicsr_original__(PerceptualLoss.__new__(PerceptualLoss), {'conv1_2': 1.0},
+                                                     criterion='l2')
+    loss = PerceptualLoss({'conv1_2': 1.0}, criterion='l2')
+    assert isinstance(loss.criterion, torch.nn.MSELoss) and loss.criterion_type == 'l2'
+    x, y = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    expected = torch.nn.functional.mse_loss(loss.vgg(x)['conv1_2'], loss.vgg(y)['conv1_2'])
+    torch.testing.assert_close(loss(x, y)[0], expected)

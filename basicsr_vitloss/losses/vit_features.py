@@ -61,15 +61,13 @@ def load_encoder_weights(model, state, source):
     timm = _timm()
     state = {k: v for k, v in state.items() if not k.startswith(_NON_ENCODER_PREFIXES)}
     own = model.state_dict()
-    if 'pos_embed' in state and state['pos_embed'].shape != own['pos_embed'].shape:
+    if 'pos_embed' in state and state['pos_embed'].shape != own['pos_embed'].shape \
+            and state['pos_embed'].shape[2] == own['pos_embed'].shape[2]:  # another token grid: resample
         prefix = 0 if model.no_embed_class else model.num_prefix_tokens
-        old_tokens = state['pos_embed'].shape[1] - prefix
-        old_side = int(math.isqrt(old_tokens))
-        if old_side * old_side != old_tokens or state['pos_embed'].shape[2] != own['pos_embed'].shape[2]:
-            raise ValueError(f'{source}: pos_embed of shape {tuple(state["pos_embed"].shape)} does not fit '
-                             f'the model ({tuple(own["pos_embed"].shape)})')
-        state['pos_embed'] = timm.layers.resample_abs_pos_embed(
-            state['pos_embed'], list(model.patch_embed.grid_size), [old_side, old_side], num_prefix_tokens=prefix)
+        old_side = int(math.isqrt(state['pos_embed'].shape[1] - prefix))
+        if old_side * old_side == state['pos_embed'].shape[1] - prefix:
+            state['pos_embed'] = timm.layers.resample_abs_pos_embed(
+                state['pos_embed'], list(model.patch_embed.grid_size), [old_side, old_side], num_prefix_tokens=prefix)
     needed = [k for k in own if not k.startswith(_UNUSED_PREFIXES)]
     missing = [k for k in needed if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -156,6 +154,7 @@ class ViTFeatureExtractor(nn.Module):
         std = vit.pretrained_cfg.get('std', IMAGENET_STD)
         self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self._pos_cache = {}
         self.requires_grad_(False)
         self.eval()
 
@@ -172,39 +171,47 @@ class ViTFeatureExtractor(nn.Module):
         return math.ceil(height / self.patch_size[0]), math.ceil(width / self.patch_size[1])
 
     def _pos_embed(self, grid):
+        """Position embeddings (prefix, patches) for a token grid; resampled grids are cached (the
+        weights are frozen; the key includes the tensor's version, so loading weights renews it)."""
         prefix = 0 if self.no_embed_class else self.num_prefix
         prefix_pos, patch_pos = self.pos_embed[:, :prefix], self.pos_embed[:, prefix:]
-        if grid != self.grid:
-            patch_pos = patch_pos.reshape(1, *self.grid, -1).permute(0, 3, 1, 2)
-            patch_pos = F.interpolate(patch_pos.float(), size=grid, mode='bicubic', antialias=True,
-                                      align_corners=False).to(patch_pos.dtype)
-            patch_pos = patch_pos.permute(0, 2, 3, 1).flatten(1, 2)
-        return prefix_pos, patch_pos
+        if grid == self.grid:
+            return prefix_pos, patch_pos
+        key = (grid, patch_pos.device, patch_pos.dtype, self.pos_embed._version)
+        if key not in self._pos_cache:
+            resized = patch_pos.reshape(1, *self.grid, -1).permute(0, 3, 1, 2)
+            resized = F.interpolate(resized.float(), size=grid, mode='bicubic', antialias=True, align_corners=False)
+            self._pos_cache.clear()
+            self._pos_cache[key] = resized.to(patch_pos.dtype).permute(0, 2, 3, 1).flatten(1, 2)
+        return prefix_pos, self._pos_cache[key]
 
-    def embed(self, x):
-        """Normalized, patch-embedded tokens plus position embedding: (B, N, D) and the prefix
-        tokens (1, P, D) with theirs."""
+    def patches(self, x):
+        """Normalized image cut into patches: (B, N, 3 * ph * pw) in the order of the patch
+        embedding's weights, and the token grid (rows, cols)."""
         height, width = x.shape[-2:]
         rows, cols = self.token_grid(height, width)
-        pad_h, pad_w = rows * self.patch_size[0] - height, cols * self.patch_size[1] - width
+        (ph, pw), pad_h, pad_w = self.patch_size, rows * self.patch_size[0] - height, cols * self.patch_size[1] - width
         x = (x - self.mean) / self.std
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode='reflect' if min(height, width) > max(pad_h, pad_w) else 'replicate')
-        tokens = self.patch_norm(self.patch_proj(x).flatten(2).transpose(1, 2))
-        prefix_pos, patch_pos = self._pos_embed((rows, cols))
-        tokens = tokens + patch_pos
-        prefix = None
-        if self.prefix is not None:
-            prefix = self.prefix + prefix_pos if prefix_pos.shape[1] else self.prefix
-        return tokens, prefix
+        batch, channels = x.shape[:2]
+        x = x.reshape(batch, channels, rows, ph, cols, pw).permute(0, 2, 4, 1, 3, 5)
+        return x.reshape(batch, rows * cols, channels * ph * pw), (rows, cols)
 
     def forward(self, x, keep=None):
         """Features of images ``x`` (B, 3, H, W) in [0, 1] as ``{layer: tensor}``; ``keep`` (B, K)
-        indices of the patch tokens to keep (None: all)."""
-        tokens, prefix = self.embed(x)
+        indices of the patch tokens to keep (None: all). Only kept patches are embedded: the
+        patch embedding is applied as a matrix product to the kept patches alone."""
+        patches, grid = self.patches(x)
+        prefix_pos, patch_pos = self._pos_embed(grid)
+        patch_pos = patch_pos.expand(patches.shape[0], -1, -1)
         if keep is not None:
-            tokens = torch.gather(tokens, 1, keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
-        if prefix is not None:
+            patches = torch.gather(patches, 1, keep.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))
+            patch_pos = torch.gather(patch_pos, 1, keep.unsqueeze(-1).expand(-1, -1, patch_pos.shape[-1]))
+        tokens = self.patch_norm(F.linear(patches, self.patch_proj.weight.flatten(1), self.patch_proj.bias))
+        tokens = tokens + patch_pos
+        if self.prefix is not None:
+            prefix = self.prefix + prefix_pos if prefix_pos.shape[1] else self.prefix
             tokens = torch.cat([prefix.expand(tokens.shape[0], -1, -1).to(tokens.dtype), tokens], dim=1)
         tokens = self.norm_pre(tokens)
         features = {}
@@ -224,14 +231,13 @@ class ViTFeatureExtractor(nn.Module):
         return qkv.chunk(3, dim=-1)[index]
 
     def random_keep(self, batch, height, width, mask_ratio, device):
-        """Indices (B, K) of the patch tokens MAE keeps for ``mask_ratio``, K = floor(N * (1 - ratio)),
-        drawn from torch's RNG (reproducible under a manual seed); None when nothing is masked."""
+        """Indices (B, K) of the patch tokens MAE keeps for ``mask_ratio``, K = floor(N * (1 - ratio))
+        but at least 1 (an image of a single patch keeps it), drawn from torch's RNG (reproducible
+        under a manual seed); None when nothing is masked."""
         if mask_ratio <= 0:
             return None
         rows, cols = self.token_grid(height, width)
         count = rows * cols
-        keep = int(count * (1 - mask_ratio))
-        if keep < 1:
-            raise ValueError(f'mask_ratio {mask_ratio} keeps no token of the {count} tokens of a {height}x{width} image.')
+        keep = max(1, int(count * (1 - mask_ratio)))
         noise = torch.rand(batch, count, device=device)
         return noise.argsort(dim=1)[:, :keep]

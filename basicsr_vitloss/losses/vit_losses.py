@@ -102,18 +102,15 @@ class GlobalDistributionLoss(_ViTPerceptualLoss):
         self.normalize_by_dim = bool(normalize_by_dim)
 
     def distance(self, pred_feature, target_feature):
-        u = pred_feature.float().sort(dim=-1).values
-        v = target_feature.float().sort(dim=-1).values
-        gap = (u - v).abs()
+        gap = pred_feature.float().sort(dim=-1).values - target_feature.float().sort(dim=-1).values
         if self.p == 1:
-            per_token = gap.mean(-1) if self.normalize_by_dim else gap.sum(-1)
-        else:
-            powered = gap.pow(self.p)
-            inner = powered.mean(-1) if self.normalize_by_dim else powered.sum(-1)
-            # the root has an infinite slope at 0: tokens that match exactly get distance 0 and gradient 0
-            matched = inner == 0
-            per_token = torch.where(matched, torch.zeros_like(inner),
-                                    torch.where(matched, torch.ones_like(inner), inner).pow(1 / self.p))
+            return (gap.abs().mean(-1) if self.normalize_by_dim else gap.abs().sum(-1)).sum(-1).mean()
+        powered = gap.square() if self.p == 2 else gap.abs().pow(self.p)
+        inner = powered.mean(-1) if self.normalize_by_dim else powered.sum(-1)
+        # the root has an infinite slope at 0: tokens that match exactly get distance 0 and gradient 0
+        matched = inner == 0
+        safe = torch.where(matched, 1.0, inner)
+        per_token = torch.where(matched, 0.0, safe.sqrt() if self.p == 2 else safe.pow(1 / self.p))
         return per_token.sum(-1).mean()
 
     def extra_repr(self):

@@ -1,0 +1,619 @@
+"""Cost of the two ViT perceptual losses: ours vs. a naive implementation vs. the compute lower bound.
+
+Setup (issue 3): ViT-B/16 with random weights (``backbone='mae'``, i.e. timm
+``vit_base_patch16_224.mae``, ``pretrained=False``), batch 4, 256x256 images in [0, 1], layer 5,
+``token`` feature, mask_ratio 0.5 (one random mask shared by pred and target). For each loss:
+
+* forward + backward time of ``loss.value(pred, target)``; backward to ``pred`` only (it requires
+  grad, the target does not). Median over ``--repeats`` timed calls after ``--warmup`` untimed ones.
+  The implementations are timed round-robin (one call of each per round) so that load drifts on a
+  shared machine hit all of them alike.
+* peak memory of one forward + backward, above the steady state (model + inputs):
+  CUDA: ``torch.cuda.max_memory_allocated()`` minus ``torch.cuda.memory_allocated()`` before the call.
+  CPU: torch has no CPU peak-allocation counter, so a fresh subprocess per measurement builds the
+  loss, runs one untimed call, frees its memory back to the OS (``gc.collect()`` + glibc
+  ``malloc_trim(0)``), resets the kernel's peak-RSS mark (``5 > /proc/self/clear_refs``) and reports
+  ``VmHWM`` after one call minus ``VmRSS`` before it: the peak resident-memory increase of that call.
+  It is an RSS measure (includes allocator slack and oneDNN scratch, page granularity), not exact tensor
+  bytes. Where /proc/self/clear_refs is not writable it reports n/a.
+
+(a) Naive: ``NaiveViTLoss`` below, written the way the paper authors' public code is organized:
+  the full timm model; the images are resized to 224x224 (bilinear, align_corners=False) because its
+  position embedding is fixed to the 14x14 grid of 224x224 (timm's ``strict_img_size`` refuses 256x256);
+  MAE-style masking (noise argsort, gather) with one mask shared by both images; the first 6 blocks always
+  run on both images (no early exit after layer 5); the ViT parameters keep ``requires_grad=True``
+  (frozen only by not being given to an optimizer), so the target branch builds an autograd graph too
+  and backward also computes the (discarded) ViT weight gradients of both branches; the global loss is a
+  Python loop over tokens. An extra row, "naive, frozen weights", is the same code with
+  ``requires_grad_(False)`` (then the target branch builds no graph), to show how much of the gap comes
+  from that assumption. Same weights as ours (copied into ours), same timm blocks.
+
+(b) Lower bound: the matmul FLOPs of the work strictly needed, divided by the machine's matmul
+  throughput (median time of a float32 ``--matmul-size`` square matmul, 2 n^3 FLOPs, sampled before the
+  loss timings and in each of their rounds). With
+  D = 768 (width), M = 3072 (MLP hidden), T = K + 1 tokens (K = floor(N (1 - mask_ratio)) kept patches of
+  N = (256/16)^2 = 256, plus CLS: T = 129), l = 5 blocks, B = batch, P = 3*16*16 = 768 (pixels per patch);
+  a linear layer in x out on T tokens costs 2 T in out FLOPs:
+    per block and image, linear layers: F_lin = 2 T (D*3D [qkv] + D*D [proj] + D*M [fc1] + M*D [fc2])
+                                               = 2 T (4 D^2 + 2 D M) = 24 T D^2 for M = 4D,
+    per block and image, attention: F_att = 2 T^2 D [Q K^T, all heads] + 2 T^2 D [A V] = 4 T^2 D,
+    per image, patch embedding of the kept patches: F_pe = 2 K P D.
+  forward of one image stack:  F_fwd = l (F_lin + F_att) + F_pe
+  backward to the input only (the frozen weights need no gradient): each linear layer and the patch
+  embedding need one matmul (dX = dY W), i.e. 1x their forward; attention needs dQ, dK, dA, dV: 2x.
+    F_bwd = l (F_lin + 2 F_att) + F_pe
+  bound = B (F_fwd [target] + F_fwd [pred] + F_bwd [pred]) / throughput.
+  Everything else (LayerNorm, softmax, GELU, residual adds, the loss itself, sorting) is left out, so the
+  bound is strictly below any real implementation. The naive code's own matmul FLOPs (6 blocks forward on
+  99 tokens, backward through 5 blocks of both branches with weight gradients, 2x the linear FLOPs) are
+  reported with the same formulas for context.
+
+Training-step overhead: BasicSR's SRVGGNetCompact(3, 3, num_feat=32, num_conv=8, upscale=1, 'prelu'),
+batch ``--batch`` at 256x256, step = forward, L1 loss (+ the ViT loss), backward, Adam step; median step time
+with L1 only vs. L1 + each of our losses.
+
+CPU timings run with glibc malloc told to keep freed memory (``keep_freed_memory``; ``--default-malloc``
+turns it off): with glibc's defaults each large tensor is mmapped afresh and its page faults made the demo
+network's step vary 0.6 - 1.4 s between runs. The training step is also measured in a fresh process with
+the default settings and reported beside.
+
+Before timing it checks that the naive losses give our values (and input gradients) on 224x224 images,
+where both compute the same thing: with mask_ratio=0, and with mask_ratio=0.5 under one RNG seed.
+
+Writes benchmarks/results/loss_bench.md and loss_bench.json. Run: ``python benchmarks/loss_bench.py``.
+"""
+import argparse
+import ctypes
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import basicsr_vitloss  # noqa: F401  (makes basicsr importable)
+from basicsr_vitloss.losses.vit_losses import GlobalDistributionLoss, LocalMAEPerceptualLoss
+
+RESULTS = Path(__file__).resolve().parent / 'results'
+SIZE, LAYER, FEATURE, MASK_RATIO = 256, 5, 'token', 0.5
+PATCH, DIM, HIDDEN = 16, 768, 3072
+NAIVE_SIZE, NAIVE_DEPTH = 224, 6
+LOSS_WEIGHTS = {'local': 1.0, 'global': 1e-5}
+OURS = {'local': LocalMAEPerceptualLoss, 'global': GlobalDistributionLoss}
+TIMM_NAME = 'vit_base_patch16_224.mae'
+
+
+# ----------------------------------------------------------------------------------------------
+# (a) the naive implementation
+# ----------------------------------------------------------------------------------------------
+class NaiveViTLoss(nn.Module):
+    """The loss written the straightforward way (see the module docstring, (a)).
+
+    ``kind`` 'local': mean |f(pred) - f(target)| of block ``layer``'s tokens; 'global': per image and
+    token (CLS included) (sum_d |sort(u) - sort(v)|^p)^(1/p), summed over tokens with a Python loop,
+    averaged over the batch. Times ``loss_weight``.
+    """
+
+    def __init__(self, kind, layer=LAYER, mask_ratio=MASK_RATIO, loss_weight=None, p=2, weights_grad=True):
+        super().__init__()
+        import timm
+        self.kind, self.layer, self.mask_ratio, self.p = kind, layer, mask_ratio, p
+        self.loss_weight = LOSS_WEIGHTS[kind] if loss_weight is None else loss_weight
+        self.vit = timm.create_model(TIMM_NAME, pretrained=False)
+        self.vit.eval()
+        self.vit.requires_grad_(weights_grad)
+        cfg = self.vit.pretrained_cfg
+        self.register_buffer('mean', torch.tensor(cfg['mean']).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor(cfg['std']).view(1, 3, 1, 1))
+
+    def random_masking(self, batch, count, device):
+        if self.mask_ratio <= 0:
+            return torch.arange(count, device=device).expand(batch, -1)
+        noise = torch.rand(batch, count, device=device)
+        return torch.argsort(noise, dim=1)[:, :int(count * (1 - self.mask_ratio))]
+
+    def encode(self, x, ids_keep):
+        x = F.interpolate(x, size=(NAIVE_SIZE, NAIVE_SIZE), mode='bilinear', align_corners=False)
+        x = (x - self.mean) / self.std
+        x = self.vit.patch_embed(x)
+        x = x + self.vit.pos_embed[:, 1:, :]
+        x = torch.gather(x, 1, ids_keep.unsqueeze(-1).repeat(1, 1, x.shape[-1]))
+        cls = self.vit.cls_token + self.vit.pos_embed[:, :1, :]
+        x = torch.cat([cls.expand(x.shape[0], -1, -1), x], dim=1)
+        features = []
+        for block in self.vit.blocks[:NAIVE_DEPTH]:
+            x = block(x)
+            features.append(x)
+        return features[self.layer - 1]
+
+    def value(self, pred, target):
+        count = (NAIVE_SIZE // PATCH) ** 2
+        ids_keep = self.random_masking(pred.shape[0], count, pred.device)
+        pred_feature = self.encode(pred, ids_keep)
+        target_feature = self.encode(target, ids_keep)
+        if self.kind == 'local':
+            return self.loss_weight * torch.mean(torch.abs(pred_feature - target_feature))
+        total = 0
+        for token in range(pred_feature.shape[1]):
+            u = torch.sort(pred_feature[:, token, :], dim=-1)[0]
+            v = torch.sort(target_feature[:, token, :], dim=-1)[0]
+            total = total + torch.sum(torch.abs(u - v) ** self.p, dim=-1) ** (1 / self.p)
+        return self.loss_weight * torch.mean(total)
+
+
+def make_ours(kind, mask_ratio=MASK_RATIO):
+    return OURS[kind](pretrained=False, backbone='mae', layers=LAYER, feature=FEATURE, mask_ratio=mask_ratio)
+
+
+def share_weights(ours, naive):
+    """Copy the naive model's weights into our feature extractor (blocks 1..l, embeddings)."""
+    extractor, vit = ours.vit, naive.vit
+    with torch.no_grad():
+        extractor.patch_proj.load_state_dict(vit.patch_embed.proj.state_dict())
+        extractor.prefix.copy_(vit.cls_token)
+        extractor.pos_embed.copy_(vit.pos_embed)
+        for mine, theirs in zip(extractor.blocks, vit.blocks):
+            mine.load_state_dict(theirs.state_dict())
+
+
+def build(name, kind, device):
+    """A loss of implementation ``name``: 'ours' | 'naive' | 'naive_frozen' (random weights)."""
+    if name == 'ours':
+        return make_ours(kind).to(device)
+    return NaiveViTLoss(kind, weights_grad=name == 'naive').to(device)
+
+
+# ----------------------------------------------------------------------------------------------
+# measurement helpers
+# ----------------------------------------------------------------------------------------------
+def sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def loss_step(loss, pred, target):
+    value = loss.value(pred, target)
+    value.backward()
+    pred.grad = None
+    for param in loss.parameters():
+        param.grad = None  # the naive version's discarded ViT weight gradients
+    return value
+
+
+def inputs(batch, device, size=SIZE, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    pred = torch.rand(batch, 3, size, size, generator=generator).to(device).requires_grad_()
+    target = torch.rand(batch, 3, size, size, generator=generator).to(device)
+    return pred, target
+
+
+def timed(fn, device):
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+class MatmulTimer:
+    """Times a float32 ``rows x inner @ inner x cols`` matmul; ``sample(n)`` adds n timings."""
+
+    def __init__(self, device, rows, inner, cols):
+        self.device, self.flops = device, 2 * rows * inner * cols
+        self.a = torch.randn(rows, inner, device=device)
+        self.b = torch.randn(inner, cols, device=device)
+        self.seconds = []
+        for _ in range(3):
+            self.a @ self.b
+
+    def sample(self, count):
+        self.seconds += [timed(lambda: self.a @ self.b, self.device) for _ in range(count)]
+
+    def throughput(self):
+        """FLOP/s from the median time of all samples."""
+        return self.flops / statistics.median(self.seconds)
+
+
+def vit_flops(tokens, kept, blocks, batch):
+    """Matmul FLOPs of one forward (dict per part) for ``tokens`` tokens through ``blocks`` blocks."""
+    linear = 2 * tokens * (DIM * 3 * DIM + DIM * DIM + DIM * HIDDEN + HIDDEN * DIM)
+    attention = 2 * 2 * tokens * tokens * DIM
+    patch = 2 * kept * 3 * PATCH * PATCH * DIM
+    return {'linear': batch * blocks * linear, 'attention': batch * blocks * attention, 'patch': batch * patch}
+
+
+def bound_flops(batch):
+    kept = int((SIZE // PATCH) ** 2 * (1 - MASK_RATIO))
+    f = vit_flops(kept + 1, kept, LAYER, batch)
+    forward = f['linear'] + f['attention'] + f['patch']
+    backward_input = f['linear'] + 2 * f['attention'] + f['patch']
+    return {'tokens_per_image': kept + 1, 'forward_one_branch': forward, 'backward_input_only': backward_input,
+            'total': 2 * forward + backward_input}
+
+
+def naive_flops(batch, weights_grad):
+    kept = int((NAIVE_SIZE // PATCH) ** 2 * (1 - MASK_RATIO))
+    fwd = vit_flops(kept + 1, kept, NAIVE_DEPTH, batch)
+    back = vit_flops(kept + 1, kept, LAYER, batch)  # nothing flows back through block 6
+    forward = 2 * (fwd['linear'] + fwd['attention'] + fwd['patch'])
+    # pred: input grads (1x linear, 2x attention, 1x patch embed); with weight grads +1x linear, +1x patch
+    pred = back['linear'] + 2 * back['attention'] + back['patch']
+    target = 0
+    if weights_grad:
+        pred += back['linear'] + back['patch']
+        # target: input grads to reach earlier blocks' weights (not the pixels), weight grads
+        target = 2 * back['linear'] + 2 * back['attention'] + back['patch']
+    return {'tokens_per_image': kept + 1, 'total': forward + pred + target}
+
+
+def keep_freed_memory():
+    """Make glibc keep freed memory (no mmap / munmap per large tensor, no trimming): True if set.
+
+    With glibc's defaults every tensor above the mmap threshold (32 MiB at most, e.g. the 33.5 MiB
+    activations of the demo network) is a fresh mmap, so each training step pays millions of page faults:
+    the L1-only step of the demo network took 0.6 - 1.4 s from run to run on the 2-core CPU machine,
+    against a steady 0.63 s with this setting. The CUDA caching allocator has no such cost."""
+    try:
+        libc = ctypes.CDLL('libc.so.6')
+        return bool(libc.mallopt(-3, 1 << 30)) and bool(libc.mallopt(-1, 1 << 30))  # M_MMAP_ / M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
+
+def _malloc_trim():
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _proc_status_kib(field):
+    for line in Path('/proc/self/status').read_text().splitlines():
+        if line.startswith(field + ':'):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def memory_worker(name, kind, batch):
+    """CPU peak-RSS increase of one forward + backward (run in a fresh subprocess)."""
+    torch.manual_seed(0)
+    loss = build(name, kind, torch.device('cpu'))
+    pred, target = inputs(batch, torch.device('cpu'))
+    loss_step(loss, pred, target)
+    gc.collect()
+    _malloc_trim()
+    before = _proc_status_kib('VmRSS')
+    try:
+        Path('/proc/self/clear_refs').write_text('5')
+    except OSError:
+        return None
+    loss_step(loss, pred, target)
+    return (_proc_status_kib('VmHWM') - before) / 1024
+
+
+def peak_memory_mib(name, kind, batch, device, loss=None):
+    if device.type == 'cuda':
+        pred, target = inputs(batch, device)
+        loss_step(loss, pred, target)
+        sync(device)
+        gc.collect()
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        loss_step(loss, pred, target)
+        sync(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2 ** 20
+    proc = subprocess.run([sys.executable, __file__, '--memory-worker', name, kind, '--batch', str(batch)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stderr, file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])['peak_mib']
+
+
+def equivalence_check(device):
+    """Naive vs. ours on 224x224 images (batch 2, same weights): loss values and input gradients, with
+    mask_ratio 0 and with mask_ratio 0.5 under the same RNG seed (both draw the mask as the argsort of
+    torch.rand(B, N), so they keep the same tokens)."""
+    rows = {}
+    for kind in ('local', 'global'):
+        for mask_ratio in (0.0, MASK_RATIO):
+            torch.manual_seed(1)
+            naive = NaiveViTLoss(kind, mask_ratio=mask_ratio, weights_grad=False).to(device)
+            ours = make_ours(kind, mask_ratio=mask_ratio).to(device)
+            share_weights(ours, naive)
+            results = []
+            for loss in (ours, naive):
+                pred, target = inputs(2, device, size=NAIVE_SIZE, seed=2)
+                torch.manual_seed(5)
+                value = loss.value(pred, target)
+                value.backward()
+                results.append((value.item(), pred.grad.clone()))
+            (ours_value, ours_grad), (naive_value, naive_grad) = results
+            value_rel = abs(ours_value - naive_value) / abs(naive_value)
+            grad_rel = ((ours_grad - naive_grad).abs().max() / naive_grad.abs().max()).item()
+            key = f'{kind}, mask_ratio {mask_ratio:g}'
+            rows[key] = {'ours': ours_value, 'naive': naive_value, 'value_rel_diff': value_rel,
+                         'grad_max_rel_diff': grad_rel, 'ok': value_rel < 1e-4 and grad_rel < 1e-3}
+            print(f'check {key}: ours {ours_value:.6g} naive {naive_value:.6g} rel {value_rel:.1e} '
+                  f'grad rel {grad_rel:.1e} -> {"OK" if rows[key]["ok"] else "MISMATCH"}', flush=True)
+    return rows
+
+
+def train_step_times(losses, batch, device, repeats, warmup):
+    """Median step time of the demo network with L1 only and L1 + each loss in ``losses``."""
+    from basicsr.archs.srvgg_arch import SRVGGNetCompact
+    torch.manual_seed(0)
+    net = SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=32, num_conv=8, upscale=1, act_type='prelu').to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    lq, gt = inputs(batch, device, seed=3)
+    lq = lq.detach()
+
+    def step(extra):
+        optimizer.zero_grad(set_to_none=True)
+        out = net(lq)
+        total = F.l1_loss(out, gt)
+        if extra is not None:
+            total = total + extra.value(out, gt)
+        total.backward()
+        optimizer.step()
+
+    configs = {'l1': None, **losses}
+    for extra in configs.values():
+        for _ in range(warmup):
+            step(extra)
+    times = {name: [] for name in configs}
+    for _ in range(repeats):
+        for name, extra in configs.items():
+            times[name].append(timed(lambda: step(extra), device))
+    return times
+
+
+# ----------------------------------------------------------------------------------------------
+def fmt_mib(value):
+    return 'n/a' if value is None else f'{value:.0f} MiB'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--repeats', type=int, default=5, help='timed calls per measurement (median)')
+    parser.add_argument('--naive-global-repeats', type=int, default=None,
+                        help='timed calls of the naive global loss (default: --repeats)')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--matmul-size', type=int, default=2048)
+    parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory measurements')
+    parser.add_argument('--default-malloc', action='store_true',
+                        help="keep glibc's default malloc settings for the timings (see keep_freed_memory)")
+    parser.add_argument('--memory-worker', nargs=2, metavar=('IMPL', 'KIND'), help=argparse.SUPPRESS)
+    parser.add_argument('--train-worker', action='store_true', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_worker:
+        print(json.dumps({'peak_mib': memory_worker(*args.memory_worker, args.batch)}))
+        return
+    device = torch.device(args.device)
+    if args.train_worker:
+        train = train_step_times({kind: make_ours(kind).to(device) for kind in ('local', 'global')},
+                                 args.batch, device, args.repeats, args.warmup)
+        print(json.dumps(train))
+        return
+    malloc_kept = device.type == 'cpu' and not args.default_malloc and keep_freed_memory()
+    naive_global_repeats = args.naive_global_repeats or args.repeats
+    started = time.perf_counter()
+
+    checks = equivalence_check(device)
+    # matmul throughput: sampled before the loss timings and again in every round (the machine's speed drifts)
+    square = MatmulTimer(device, args.matmul_size, args.matmul_size, args.matmul_size)
+    vit_shape = MatmulTimer(device, args.batch * bound_flops(1)['tokens_per_image'], DIM, HIDDEN)
+    square.sample(10)
+    vit_shape.sample(20)
+    print(f'matmul throughput: {square.throughput() / 1e9:.0f} GFLOP/s ({args.matmul_size}^3), '
+          f'{vit_shape.throughput() / 1e9:.0f} GFLOP/s ({vit_shape.a.shape[0]}x{DIM} @ {DIM}x{HIDDEN})', flush=True)
+
+    impls = ('ours', 'naive', 'naive_frozen')
+    losses = {}
+    for kind in ('local', 'global'):
+        torch.manual_seed(0)
+        ours = build('ours', kind, device)
+        losses[('ours', kind)] = ours
+        for name in impls[1:]:
+            losses[(name, kind)] = build(name, kind, device)
+            share_weights(ours, losses[('naive', kind)])  # same weights everywhere (time does not depend on them)
+    pred, target = inputs(args.batch, device)
+    for key, loss in losses.items():
+        for _ in range(args.warmup):
+            loss_step(loss, pred, target)
+    times = {key: [] for key in losses}
+    for round_ in range(max(args.repeats, naive_global_repeats)):
+        for key, loss in losses.items():
+            wanted = naive_global_repeats if key[0] != 'ours' and key[1] == 'global' else args.repeats
+            if round_ < wanted:
+                times[key].append(timed(lambda: loss_step(loss, pred, target), device))
+        square.sample(3)
+        vit_shape.sample(5)
+        print(f'round {round_ + 1}: ' + ', '.join(f'{n}/{k} {t[-1]:.3f}s' for (n, k), t in times.items()
+                                                  if len(t) == round_ + 1), flush=True)
+
+    memory = {}
+    if not args.no_memory:
+        for key in losses:
+            memory[key] = peak_memory_mib(*key, args.batch, device, losses[key])
+            print(f'peak memory {key[0]}/{key[1]}: {fmt_mib(memory[key])}', flush=True)
+    param_mib = {name: sum(p.numel() * p.element_size() for p in losses[(name, 'local')].parameters()) / 2 ** 20
+                 for name in impls}
+    del losses
+
+    train_losses = {kind: make_ours(kind).to(device) for kind in ('local', 'global')}
+    train = train_step_times(train_losses, args.batch, device, args.repeats, args.warmup)
+    print('train step: ' + ', '.join(f'{k} {statistics.median(v):.3f}s' for k, v in train.items()), flush=True)
+    del train_losses
+    train_default = None
+    if malloc_kept:  # the same in a fresh process with glibc's default malloc settings
+        proc = subprocess.run([sys.executable, __file__, '--train-worker', '--batch', str(args.batch), '--device',
+                               args.device, '--repeats', str(args.repeats), '--warmup', str(args.warmup)],
+                              capture_output=True, text=True)
+        if proc.returncode == 0:
+            train_default = json.loads(proc.stdout.strip().splitlines()[-1])
+            print('train step, default malloc: ' + ', '.join(
+                f'{k} {statistics.median(v):.3f}s' for k, v in train_default.items()), flush=True)
+        else:
+            print(proc.stderr, file=sys.stderr)
+
+    throughput, vit_shape_throughput = square.throughput(), vit_shape.throughput()
+    print(f'matmul throughput over the run: {throughput / 1e9:.0f} GFLOP/s ({args.matmul_size}^3), '
+          f'{vit_shape_throughput / 1e9:.0f} GFLOP/s (ViT MLP shape)', flush=True)
+    bound = bound_flops(args.batch)
+    bound_s = bound['total'] / throughput
+    median = {key: statistics.median(t) for key, t in times.items()}
+    result = {
+        'machine': {'platform': platform.platform(), 'processor': platform.processor() or platform.machine(),
+                    'cpu_count': os.cpu_count(), 'device': str(device),
+                    'gpu': torch.cuda.get_device_name(device) if device.type == 'cuda' else None},
+        'torch': torch.__version__, 'threads': torch.get_num_threads(),
+        'interop_threads': torch.get_num_interop_threads(),
+        'settings': {'backbone': TIMM_NAME, 'pretrained': False, 'batch': args.batch, 'size': SIZE, 'layer': LAYER,
+                     'feature': FEATURE, 'mask_ratio': MASK_RATIO, 'repeats': args.repeats,
+                     'naive_global_repeats': naive_global_repeats, 'warmup': args.warmup,
+                     'naive': {'resize_to': NAIVE_SIZE, 'blocks_run': NAIVE_DEPTH},
+                     'glibc_keeps_freed_memory': malloc_kept},
+        'equivalence_check': checks,
+        'matmul_throughput_flops': throughput, 'matmul_size': args.matmul_size,
+        'matmul_square_times_s': square.seconds,
+        'matmul_throughput_vit_shape_flops': vit_shape_throughput,
+        'bound_flops': bound, 'bound_s': bound_s,
+        'naive_flops': naive_flops(args.batch, True)['total'],
+        'naive_frozen_flops': naive_flops(args.batch, False)['total'],
+        'vit_param_mib': param_mib,
+        'loss_times_s': {f'{n}/{k}': t for (n, k), t in times.items()},
+        'loss_median_s': {f'{n}/{k}': m for (n, k), m in median.items()},
+        'peak_memory_mib': {f'{n}/{k}': m for (n, k), m in memory.items()},
+        'peak_memory_method': ('cuda max_memory_allocated - memory_allocated before' if device.type == 'cuda' else
+                               'CPU peak RSS increase of one call (VmHWM after clear_refs), fresh subprocess'),
+        'train_step_times_s': train,
+        'train_step_median_s': {k: statistics.median(v) for k, v in train.items()},
+        'train_step_default_malloc_times_s': train_default,
+        'train_step_default_malloc_median_s': None if train_default is None else {
+            k: statistics.median(v) for k, v in train_default.items()},
+    }
+    result['ratios'] = {}
+    targets = {}
+    for kind in ('local', 'global'):
+        ours_s = median[('ours', kind)]
+        result['ratios'][kind] = {
+            'naive_over_ours': median[('naive', kind)] / ours_s,
+            'naive_frozen_over_ours': median[('naive_frozen', kind)] / ours_s,
+            'ours_over_bound': ours_s / bound_s,
+            'train_step_over_l1': result['train_step_median_s'][kind] / result['train_step_median_s']['l1'],
+        }
+        targets[f'{kind}: ours faster than naive'] = result['ratios'][kind]['naive_over_ours'] > 1
+        targets[f'{kind}: ours within 1.4x of bound'] = result['ratios'][kind]['ours_over_bound'] <= 1.4
+    targets['global: ours >= 1.5x faster than naive'] = result['ratios']['global']['naive_over_ours'] >= 1.5
+    result['targets_met'] = targets
+    result['script_seconds'] = time.perf_counter() - started
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / 'loss_bench.json').write_text(json.dumps(result, indent=2) + '\n')
+    (RESULTS / 'loss_bench.md').write_text(markdown(result, args))
+    print(markdown(result, args))
+
+
+def markdown(r, args):
+    s, med, mem, rat = r['settings'], r['loss_median_s'], r['peak_memory_mib'], r['ratios']
+    gpu = f', {r["machine"]["gpu"]}' if r['machine']['gpu'] else ''
+    lines = [
+        '# ViT loss cost: ours vs. naive vs. compute bound', '',
+        f'Machine: {r["machine"]["processor"]}, {r["machine"]["cpu_count"]} CPUs, {r["machine"]["platform"]}; '
+        f'device `{r["machine"]["device"]}`{gpu}. torch {r["torch"]}, {r["threads"]} intra-op threads '
+        f'(`torch.get_num_threads()`, default), {r["interop_threads"]} inter-op.', '',
+        f'Settings: `{s["backbone"]}` with random weights, batch {s["batch"]}, {s["size"]}x{s["size"]}, layer '
+        f'{s["layer"]}, `{s["feature"]}` feature, mask_ratio {s["mask_ratio"]}. Times: forward + backward to pred '
+        f'of `loss.value(pred, target)`, median of {s["repeats"]} timed calls (naive global: '
+        f'{s["naive_global_repeats"]}) after {s["warmup"]} warm-up calls, implementations interleaved round-robin. '
+        f'Peak memory: {r["peak_memory_method"]}. '
+        + ('Timings with glibc malloc set to keep freed memory (`mallopt` M_MMAP_THRESHOLD and M_TRIM_THRESHOLD '
+           '1 GiB, see `keep_freed_memory`): without it, large CPU tensors are mmapped afresh on every call and '
+           'page faults make timings vary by up to 2x from run to run. ' if s['glibc_keeps_freed_memory'] else '')
+        + 
+        f'`python benchmarks/loss_bench.py` ({r["script_seconds"]:.0f} s in all).', '',
+        'Naive (a): full timm model, images resized to 224x224 (bilinear) for its fixed 14x14 position embedding, '
+        'always 6 blocks, ViT weights with requires_grad (target branch builds a graph, backward computes the '
+        'discarded weight gradients), Python loop over tokens in the global loss. "naive, frozen weights": the '
+        'same with `requires_grad_(False)`. Note that at 224x224 the naive code sees 99 tokens per image '
+        '(98 kept + CLS) where ours sees 129 (128 + CLS) at the native 256x256.', '',
+        '## Equivalence check (224x224, batch 2, same weights; mask 0.5: same RNG seed, hence same mask)', '',
+        '| loss | ours | naive | rel. diff (value) | max rel. diff (input grad) | |', '|---|---|---|---|---|---|']
+    for kind, c in r['equivalence_check'].items():
+        lines.append(f'| {kind} | {c["ours"]:.6g} | {c["naive"]:.6g} | {c["value_rel_diff"]:.1e} | '
+                     f'{c["grad_max_rel_diff"]:.1e} | {"OK" if c["ok"] else "MISMATCH"} |')
+    bound = r['bound_flops']
+    lines += [
+        '', '## Forward + backward per call', '',
+        '| loss | implementation | median | min - max | peak memory increase | ratio to ours |',
+        '|---|---|---|---|---|---|']
+    names = {'ours': 'ours', 'naive': 'naive (a)', 'naive_frozen': 'naive, frozen weights'}
+    for kind in ('local', 'global'):
+        for impl in ('ours', 'naive', 'naive_frozen'):
+            key = f'{impl}/{kind}'
+            t = r['loss_times_s'][key]
+            ratio = '1' if impl == 'ours' else f'{med[key] / med[f"ours/{kind}"]:.2f}x slower' \
+                if med[key] >= med[f'ours/{kind}'] else f'{med[f"ours/{kind}"] / med[key]:.2f}x faster'
+            lines.append(f'| {kind} | {names[impl]} | {med[key]:.3f} s | {min(t):.3f} - {max(t):.3f} s | '
+                         f'{fmt_mib(mem.get(key))} | {ratio} |')
+        lines.append(f'| {kind} | bound (b) | {r["bound_s"]:.3f} s | | | '
+                     f'ours = {rat[kind]["ours_over_bound"]:.2f}x bound |')
+    lines += [
+        '', f'ViT parameters held: ours {r["vit_param_mib"]["ours"]:.0f} MiB (blocks 1..5 only), naive '
+        f'{r["vit_param_mib"]["naive"]:.0f} MiB (whole model); not part of the peak increase above.', '',
+        '## Compute lower bound (b)', '',
+        'Matmul FLOPs only (formulas in the script docstring); LayerNorm, softmax, GELU, copies, the loss '
+        'itself are not counted, so no implementation can reach it.', '',
+        '| quantity | value |', '|---|---|',
+        f'| tokens per image (kept + CLS) | {bound["tokens_per_image"]} |',
+        f'| matmul FLOPs, one forward through {LAYER} blocks (+ patch embedding of kept patches) | '
+        f'{bound["forward_one_branch"] / 1e9:.1f} G |',
+        f'| matmul FLOPs, backward to the input only | {bound["backward_input_only"] / 1e9:.1f} G |',
+        f'| total (target fwd + pred fwd + pred bwd) | {bound["total"] / 1e9:.1f} G |',
+        f'| matmul throughput, {r["matmul_size"]}^3 float32, median of {len(r["matmul_square_times_s"])} '
+        '(10 before the loss timings, 3 in each round) | '
+        f'{r["matmul_throughput_flops"] / 1e9:.0f} GFLOP/s |',
+        f'| bound = total / throughput | {r["bound_s"]:.3f} s |',
+        f'| for context: throughput at a ViT-B MLP shape '
+        f'({s["batch"] * bound["tokens_per_image"]}x{DIM} @ {DIM}x{HIDDEN}) | '
+        f'{r["matmul_throughput_vit_shape_flops"] / 1e9:.0f} GFLOP/s |',
+        f'| for context: matmul FLOPs the naive code does / frozen variant | {r["naive_flops"] / 1e9:.1f} G / '
+        f'{r["naive_frozen_flops"] / 1e9:.1f} G |', '',
+        '## Training step of the demo network (SRVGGNetCompact, 32 feats, 8 convs, 256x256, batch '
+        f'{s["batch"]}, Adam)', '',
+        f'Median of {s["repeats"]} steps each after {s["warmup"]} warm-up steps, interleaved.', '']
+    train, default = r['train_step_median_s'], r['train_step_default_malloc_median_s']
+    header = '| step | median | ratio to L1 only |'
+    if default:
+        header += " median, glibc's default malloc (fresh process) | ratio to L1 only |"
+    lines += [header, '|---' * header.count(' |') + '|']
+    for key, label in (('l1', 'L1 only'), ('local', 'L1 + LocalMAEPerceptualLoss'),
+                       ('global', 'L1 + GlobalDistributionLoss')):
+        row = f'| {label} | {train[key]:.3f} s | {train[key] / train["l1"]:.2f}x |'
+        if default:
+            row += f' {default[key]:.3f} s | {default[key] / default["l1"]:.2f}x |'
+        lines.append(row)
+    lines += ['', '## Targets', '', '| target | measured | met |', '|---|---|---|']
+    measured = {
+        'local: ours faster than naive': f'naive / ours = {rat["local"]["naive_over_ours"]:.2f}',
+        'global: ours faster than naive': f'naive / ours = {rat["global"]["naive_over_ours"]:.2f}',
+        'global: ours >= 1.5x faster than naive': f'naive / ours = {rat["global"]["naive_over_ours"]:.2f}',
+        'local: ours within 1.4x of bound': f'ours / bound = {rat["local"]["ours_over_bound"]:.2f}',
+        'global: ours within 1.4x of bound': f'ours / bound = {rat["global"]["ours_over_bound"]:.2f}',
+    }
+    for name, text in measured.items():
+        lines.append(f'| {name} | {text} | {"yes" if r["targets_met"][name] else "no"} |')
+    return '\n'.join(lines) + '\n'
+
+
+if __name__ == '__main__':
+    main()
