@@ -250,6 +250,156 @@ def atomic_checkpoints():
     BaseModel.save_training_state = atomic(BaseModel.save_training_state)
 
 
+# --------------------------------------------------------------------------- checkpoint mismatch hints
+# Key layout of each plugin architecture: a key every checkpoint has, and prefixes of which at least one
+# occurs; the architectures sharing the layout; the configuration arguments that change the shapes.
+# A new architecture adds its entry here.
+ARCH_KEY_SIGNATURES = {
+    'NAFNet': {
+        'key': 'intro.weight', 'prefixes': ('encoders.', 'middle_blks.'), 'archs': ('NAFNet', 'NAFNetLocal'),
+        'args': ('width', 'enc_blk_nums', 'middle_blk_num', 'dec_blk_nums', 'img_channel', 'out_channels',
+                 'dw_expand', 'ffn_expand')},
+    'Restormer': {
+        'key': 'patch_embed.proj.weight', 'prefixes': ('encoder_level1.',), 'archs': ('Restormer',),
+        'args': ('dim', 'num_blocks', 'num_refinement_blocks', 'heads', 'inp_channels', 'out_channels',
+                 'ffn_expansion_factor', 'bias', 'LayerNorm_type', 'dual_pixel_task')},
+    'Uformer': {
+        'key': 'input_proj.proj.0.weight', 'prefixes': ('encoderlayer_0.',), 'archs': ('Uformer',),
+        'args': ('embed_dim', 'depths', 'num_heads', 'win_size', 'in_chans', 'dd_in', 'out_chans',
+                 'token_projection', 'token_mlp', 'modulator')},
+}
+_GENERIC_ARGS = ('width', 'dim', 'embed_dim', 'depths', 'in_channels')
+
+
+class CheckpointKeyError(KeyError):
+    """A KeyError whose message prints as written (a plain KeyError prints its repr)."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ''
+
+
+def _key_layout(keys):
+    """Name of the ARCH_KEY_SIGNATURES layout the state_dict keys follow, or None."""
+    keys = set(keys)
+    for layout, sig in ARCH_KEY_SIGNATURES.items():
+        if sig['key'] in keys and any(k.startswith(p) for k in keys for p in sig['prefixes']):
+            return layout
+    return None
+
+
+def _registered_archs(layout):
+    from basicsr.utils.registry import ARCH_REGISTRY
+    return [name for name in ARCH_KEY_SIGNATURES[layout]['archs'] if name in ARCH_REGISTRY]
+
+
+def _shape(tensor):
+    return tuple(getattr(tensor, 'shape', ()))
+
+
+def _is_state_dict(obj):
+    return isinstance(obj, dict) and bool(obj) and all(torch.is_tensor(v) for v in obj.values())
+
+
+def _first(names, n=3):
+    names = list(names)
+    text = ', '.join(repr(k) for k in names[:n])
+    return text + (f' (+{len(names) - n} more)' if len(names) > n else '')
+
+
+def checkpoint_mismatch_hint(net, load_path, param_key):
+    """Why ``load_path`` does not load into ``net`` with ``param_key`` (BasicSR's ``param_key_g``), as
+    a sentence, or None when no reason is found. The file is read again on the CPU."""
+    try:
+        ckpt = torch.load(load_path, map_location='cpu')
+    except Exception:  # noqa: BLE001 - an unreadable file: the original error says it
+        return None
+    if not isinstance(ckpt, dict):
+        return None
+    top = list(ckpt.keys())
+    wrapped = [k for k in top if _is_state_dict(ckpt[k])]
+    if param_key is not None:
+        key = param_key if param_key in ckpt or 'params' not in ckpt else 'params'
+        if key not in ckpt:
+            if _is_state_dict(ckpt):
+                return (f"the file has no '{param_key}' entry: it is a bare state_dict (keys such as "
+                        f'{_first(top, 2)}); set param_key_g: ~ (None) in the path section.')
+            suggestion = f"param_key_g: {wrapped[0]}" if wrapped else 'param_key_g'
+            return (f"the file has no '{param_key}' entry; its top-level keys are {_first(top, 10)}. "
+                    f'Set {suggestion} in the path section to the entry that holds the weights.')
+        ckpt = ckpt[key]
+        if not isinstance(ckpt, dict):
+            return None
+    elif wrapped and not _is_state_dict(ckpt):
+        return (f'param_key_g is ~ (None) but the file is not a bare state_dict: its top-level keys are '
+                f'{_first(top, 10)}; set param_key_g: {wrapped[0]} in the path section.')
+    loaded = {(k[7:] if k.startswith('module.') else k): v for k, v in ckpt.items()}
+    current = net.state_dict()
+    net_name = type(net).__name__
+    file_layout, net_layout = _key_layout(loaded), _key_layout(current)
+    if file_layout is not None and file_layout != net_layout:
+        archs = _registered_archs(file_layout) or [file_layout]
+        sig = ARCH_KEY_SIGNATURES[file_layout]
+        names = ' or '.join(archs)
+        return (f"the file looks like a {names} checkpoint (it has '{sig['key']}' and "
+                f"'{sig['prefixes'][0]}*' keys), not a {net_name} one: set network_g's type to {archs[0]} "
+                'with the configuration the checkpoint was trained with, or load a checkpoint of '
+                f'{net_name}.')
+    common = [k for k in current if k in loaded]
+    same_arch = (file_layout is not None and file_layout == net_layout) or \
+        (len(common) >= max(1, len(current) // 2))
+    if not same_arch:
+        return None
+    resized = [k for k in common if _shape(current[k]) != _shape(loaded[k])]
+    missing = [k for k in current if k not in loaded]
+    unexpected = [k for k in loaded if k not in current]
+    if not (resized or missing or unexpected):
+        return None
+    args = ARCH_KEY_SIGNATURES[net_layout]['args'] if net_layout else _GENERIC_ARGS
+    parts = [f'{k!r} is {_shape(loaded[k])} in the file but {_shape(current[k])} in the network'
+             for k in resized[:3]]
+    if len(resized) > 3:
+        parts.append(f'{len(resized) - 3} more keys differ in shape')
+    if missing:
+        parts.append(f'{len(missing)} network keys are missing from the file (first: {missing[0]!r})')
+    if unexpected:
+        parts.append(f'{len(unexpected)} file keys are not in the network (first: {unexpected[0]!r})')
+    return (f'the file holds a {net_name} checkpoint of another configuration: ' + '; '.join(parts) +
+            f". Check network_g's configuration arguments ({', '.join(args)}) against the ones the "
+            'checkpoint was trained with.')
+
+
+def _load_hints_need_fix():
+    from basicsr.models.base_model import BaseModel
+    return _is_original(BaseModel.load_network) and 'param_key_g' not in _source(BaseModel.load_network)
+
+
+@compat_fix(_load_hints_need_fix)
+def checkpoint_mismatch_hints():
+    """A checkpoint that does not fit network_g fails with torch's list of missing / unexpected keys
+    (or a bare ``KeyError: 'params'``); the error now names the file and says why: another
+    architecture's checkpoint, another configuration (first keys with both shapes), or a wrong
+    ``param_key_g`` (the file's top-level keys)."""
+    from basicsr.models.base_model import BaseModel
+    original = BaseModel.load_network
+
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        try:
+            return original(self, net, load_path, strict, param_key)
+        except (RuntimeError, KeyError) as error:
+            hint = checkpoint_mismatch_hint(self.get_bare_model(net), load_path, param_key)
+            if hint is None:
+                raise
+            message = str(error) if isinstance(error, RuntimeError) or isinstance(error, CheckpointKeyError) \
+                else f'KeyError: {error}'
+            message = (f'{message}\nCannot load {load_path} into {type(self.get_bare_model(net)).__name__} '
+                       f'(param_key_g: {param_key}): {hint}')
+            cls = RuntimeError if isinstance(error, RuntimeError) else CheckpointKeyError
+            raise cls(message) from error
+
+    load_network.__doc__ = original.__doc__
+    BaseModel.load_network = _mark(load_network, original)
+
+
 # --------------------------------------------------------------------------- resuming
 def _resume_needs_fix():
     from basicsr import train

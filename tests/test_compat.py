@@ -25,7 +25,7 @@ def test_all_fixes_apply_to_basicsr_1_4_2():
         pytest.skip(f'fix detection is checked against basicsr 1.4.2, found {basicsr.__version__}')
     assert set(compat.applied_fixes()) == {
         'registry_close_matches', 'distributed_backend', 'ddp_on_cpu', 'atomic_checkpoints', 'device_agnostic_resume',
-        'perceptual_l2_criterion'}
+        'perceptual_l2_criterion', 'checkpoint_mismatch_hints'}
 
 
 def test_functional_tensor_is_gone_and_basicsr_imports_anyway(tmp_path):
