@@ -53,6 +53,8 @@ from torch.nn import functional as F
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
+from .arch_util import pad_to_multiple
+
 NUM_POOLS = 4  # max-poolings of the U-Net; inputs are padded to a multiple of 2**NUM_POOLS
 
 
@@ -160,18 +162,9 @@ class DPDNet(nn.Module):
                     nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
                 nn.init.zeros_(module.bias)
 
-    def _pad(self, x):
-        h, w = x.shape[-2:]
-        pad_h = (-h) % self.pad_multiple
-        pad_w = (-w) % self.pad_multiple
-        if pad_h == 0 and pad_w == 0:
-            return x
-        mode = 'reflect' if pad_h < h and pad_w < w else 'replicate'
-        return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-
     def forward(self, x):
         h, w = x.shape[-2:]
-        feat = self._pad(x)
+        feat = pad_to_multiple(x, self.pad_multiple)
         skips = []
         for level, encoder in enumerate(self.encoders):
             feat = encoder(feat)

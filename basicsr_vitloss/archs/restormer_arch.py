@@ -13,6 +13,8 @@ from torch.nn import functional as F
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
+from .arch_util import pad_to_multiple
+
 _EPS = 1e-5  # variance epsilon of the official layer norms
 
 
@@ -209,19 +211,9 @@ class Restormer(nn.Module):
             self.skip_conv = nn.Conv2d(dim, widths[1], 1, bias=bias)
         self.output = nn.Conv2d(widths[1], out_channels, 3, padding=1, bias=bias)
 
-    def _pad(self, x):
-        """Pad bottom/right to a multiple of ``pad_multiple``; reflect, or replicate if too small."""
-        h, w = x.shape[-2:]
-        pad_h = (-h) % self.pad_multiple
-        pad_w = (-w) % self.pad_multiple
-        if pad_h == 0 and pad_w == 0:
-            return x
-        mode = 'reflect' if pad_h < h and pad_w < w else 'replicate'
-        return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-
     def forward(self, x):
         h, w = x.shape[-2:]
-        inp = self._pad(x)
+        inp = pad_to_multiple(x, self.pad_multiple)
 
         emb = self.patch_embed(inp)
         enc1 = self.encoder_level1(emb)

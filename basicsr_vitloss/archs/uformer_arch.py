@@ -43,6 +43,8 @@ from torch.utils import checkpoint as torch_checkpoint
 from basicsr.utils.registry import ARCH_REGISTRY
 from timm.layers import DropPath, to_2tuple, trunc_normal_
 
+from .arch_util import pad_to_multiple
+
 
 def _to_windows(x, win):
     """(B, H, W, C) -> (B * nW, win * win, C), windows in row-major order."""
@@ -446,15 +448,6 @@ class Uformer(nn.Module):
     def no_weight_decay_keywords(self):
         return {'relative_position_bias_table'}
 
-    def _pad(self, x):
-        """Pad H and W up to multiples of ``pad_multiple`` (reflect, or replicate if the image is too small)."""
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % self.pad_multiple, (-w) % self.pad_multiple
-        if ph == 0 and pw == 0:
-            return x
-        mode = 'reflect' if ph < h and pw < w else 'replicate'
-        return F.pad(x, (0, pw, 0, ph), mode=mode)
-
     def _global_residual(self, inp, out):
         """Official: add the input when ``dd_in == 3``; dual pixel: add the mean of the two views."""
         if self.dd_in == 3:
@@ -466,7 +459,7 @@ class Uformer(nn.Module):
 
     def forward(self, x):
         h, w = x.shape[-2:]
-        inp = self._pad(x)
+        inp = pad_to_multiple(x, self.pad_multiple)
         hw = list(inp.shape[-2:])
         sizes = [tuple(s // 2**i for s in hw) for i in range(5)]
 

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from basicsr_vitloss.archs.arch_util import pad_to_multiple
+
 #: short backbone names -> timm model names (ViT-B/16 for all three, as in the paper's Table IV)
 BACKBONES = {
     'mae': 'vit_base_patch16_224.mae',  # He et al. 2022, encoder of the MAE pretraining
@@ -190,10 +192,8 @@ class ViTFeatureExtractor(nn.Module):
         embedding's weights, and the token grid (rows, cols)."""
         height, width = x.shape[-2:]
         rows, cols = self.token_grid(height, width)
-        (ph, pw), pad_h, pad_w = self.patch_size, rows * self.patch_size[0] - height, cols * self.patch_size[1] - width
-        x = (x - self.mean) / self.std
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode='reflect' if min(height, width) > max(pad_h, pad_w) else 'replicate')
+        ph, pw = self.patch_size
+        x = pad_to_multiple((x - self.mean) / self.std, self.patch_size)
         batch, channels = x.shape[:2]
         x = x.reshape(batch, channels, rows, ph, cols, pw).permute(0, 2, 4, 1, 3, 5)
         return x.reshape(batch, rows * cols, channels * ph * pw), (rows, cols)
