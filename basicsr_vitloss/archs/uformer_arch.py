@@ -36,7 +36,6 @@ depths=[1, 2, 8, 8, 2, 8, 8, 2, 1]``.
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils import checkpoint as torch_checkpoint
 
