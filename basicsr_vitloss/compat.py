@@ -267,6 +267,9 @@ ARCH_KEY_SIGNATURES = {
         'key': 'input_proj.proj.0.weight', 'prefixes': ('encoderlayer_0.',), 'archs': ('Uformer',),
         'args': ('embed_dim', 'depths', 'num_heads', 'win_size', 'in_chans', 'dd_in', 'out_chans',
                  'token_projection', 'token_mlp', 'modulator')},
+    'DPDNet': {
+        'key': 'out_conv.weight', 'prefixes': ('bottleneck.',), 'archs': ('DPDNet',),
+        'args': ('in_channels', 'out_channels', 'base_channels')},
 }
 _GENERIC_ARGS = ('width', 'dim', 'embed_dim', 'depths', 'in_channels')
 

@@ -19,6 +19,7 @@ TINY = {
                   'heads': [1, 1, 1, 1]},
     'Uformer': {'type': 'Uformer', 'embed_dim': 8, 'depths': [1] * 9, 'num_heads': [1] * 9, 'win_size': 4,
                 'img_size': 64},
+    'DPDNet': {'type': 'DPDNet', 'in_channels': 6, 'out_channels': 3, 'base_channels': 8},
 }
 FORMATS = ['params', 'params_ema', 'params+params_ema', 'bare']
 
@@ -107,7 +108,7 @@ def test_nafnet_checkpoint_into_restormer_names_nafnet(tmp_path):
     assert 'not a Restormer one' in message
 
 
-@pytest.mark.parametrize('source, target', [('Restormer', 'Uformer'), ('Uformer', 'NAFNet')])
+@pytest.mark.parametrize('source, target', [('Restormer', 'Uformer'), ('Uformer', 'NAFNet'), ('DPDNet', 'Restormer')])
 def test_other_architectures_are_named(tmp_path, source, target):
     path = tmp_path / 'net.pth'
     torch.save({'params': random_state(TINY[source], 1)}, path)
