@@ -166,5 +166,9 @@ def test_wrapped_checkpoint_with_param_key_none_suggests_the_key(tmp_path):
 
 def test_non_strict_loading_is_unchanged(tmp_path):
     path = tmp_path / 'nafnet_w8.pth'
-    torch.save({'params': random_state(NAFNET, 1)}, path)
-    load_model(dict(NAFNET, width=16), path, strict=False)  # BasicSR skips the resized keys, as before
+    saved = random_state(NAFNET, 1)
+    torch.save({'params': saved}, path)
+    model = load_model(dict(NAFNET, width=16), path, strict=False)  # BasicSR skips the resized keys, as before
+    loaded = model.net_g.state_dict()
+    torch.testing.assert_close(loaded['ending.bias'], saved['ending.bias'], rtol=0, atol=0)  # same shape: loaded
+    assert loaded['intro.weight'].shape == (16, 3, 3, 3)  # other shape: skipped, not an error
