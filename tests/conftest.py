@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,3 +92,18 @@ def tiny_options(path, name='tiny', total_iter=6, **changes):
         node[last] = value
     Path(path).write_text(yaml.safe_dump(opt, sort_keys=False))
     return Path(path)
+
+
+def adam_l1_step(net, optimizer, x, target, check_gradients=True):
+    """One L1 training step with ``optimizer``; with ``check_gradients``, asserts that every parameter
+    got a finite gradient and that some gradient is non-zero. Returns the loss tensor; the gradients
+    stay on the parameters until the next step."""
+    optimizer.zero_grad()
+    loss = torch.nn.functional.l1_loss(net(x), target)
+    loss.backward()
+    if check_gradients:
+        grads = [p.grad for p in net.parameters()]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        assert sum(g.abs().sum() for g in grads) > 0
+    optimizer.step()
+    return loss
