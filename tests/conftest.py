@@ -6,6 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -77,7 +78,7 @@ def tiny_options(path, name='tiny', total_iter=6, **changes):
     train, val = opt['datasets']['train'], opt['datasets']['val']
     train.update(num_samples=64, gt_size=24, batch_size_per_gpu=2, num_worker_per_gpu=0)
     val.update(num_samples=2, gt_size=32)
-    opt['network_g'].update(num_feat=8, num_conv=2)
+    opt['network_g'].update(width=8, enc_blk_nums=[1], dec_blk_nums=[1])
     if 'perceptual_opt' in opt['train']:  # a tiny random ViT instead of ViT-B
         opt['train']['perceptual_opt']['backbone_kwargs'] = TINY_VIT
     opt['train']['total_iter'] = total_iter
@@ -107,3 +108,38 @@ def adam_l1_step(net, optimizer, x, target, check_gradients=True):
         assert sum(g.abs().sum() for g in grads) > 0
     optimizer.step()
     return loss
+
+
+DPDD_VIEWS = {'lqL': ('{split}_l/source', '_L', 'inputL_crops'), 'lqR': ('{split}_r/source', '_R', 'inputR_crops'),
+              'lqC': ('{split}_c/source', '', 'inputC_crops'), 'gt': ('{split}_c/target', '', 'target_crops')}
+
+
+def dpdd_scene(height, width, seed, bits=16):
+    """{view: (H, W, 3) integer RGB array} of a fake scene whose views are related pixel by pixel:
+    gt = left = base, right = max - base, combined = base // 2. The base's red channel is the x
+    coordinate and its green channel the y coordinate, so any crop, flip or rotation can be read
+    back from the pixels."""
+    peak = 2**bits - 1
+    dtype = np.uint16 if bits == 16 else np.uint8
+    yy, xx = np.mgrid[0:height, 0:width]
+    noise = np.random.default_rng(seed).random((height, width))
+    base = np.stack([xx / (width - 1), yy / (height - 1), noise], axis=2)
+    base = np.round(base * peak).astype(dtype)
+    return {'gt': base, 'lqL': base.copy(), 'lqR': (peak - base).astype(dtype), 'lqC': base // 2}
+
+
+def make_dpdd_tree(root, layout='official', split='train', scenes=3, size=(40, 56), bits=16):
+    """Write a fake DPDD tree (official release layout or per-view crop folders) of ``scenes`` scenes
+    of ``size`` (H, W); returns {view: folder}."""
+    import cv2
+    folders = {}
+    for view, (official, suffix, crops) in DPDD_VIEWS.items():
+        folder = Path(root) / (official.format(split=split) if layout == 'official' else f'{split}/{crops}')
+        folder.mkdir(parents=True, exist_ok=True)
+        folders[view] = str(folder)
+    for index in range(scenes):
+        views = dpdd_scene(*size, seed=index, bits=bits)
+        for view, array in views.items():
+            suffix = DPDD_VIEWS[view][1] if layout == 'official' else ''
+            cv2.imwrite(str(Path(folders[view]) / f'scene{index:03d}{suffix}.png'), array[..., ::-1])
+    return folders

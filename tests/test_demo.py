@@ -14,7 +14,7 @@ def test_demo_options_parse_with_basicsr_and_name_registered_types(tmp_path, mon
     opt, _ = parse_options(str(tmp_path), is_train=True)
     assert opt['path']['experiments_root'] == str(tmp_path / 'experiments' / 'defocus_demo')
     types = {key: name for key, _, name in launch.registered_types(opt)}
-    assert types['datasets:train:type'] == 'SyntheticDefocusDataset'
+    assert types['datasets:train:type'] == 'SyntheticDualPixelDataset'
     assert types['val:metrics:psnr:type'] == 'calculate_psnr'
     launch.check_types(opt, str(DEMO_OPTIONS))  # raises on an unknown name
 
@@ -56,5 +56,5 @@ def test_check_install_reports_active_plugin(tmp_path):
     out = run(['python', REPO / 'scripts' / 'check_install.py', '--json'], cwd=tmp_path).stdout
     report = json.loads(out)
     assert report['plugin_activated_by_import_basicsr'] is True
-    assert 'SyntheticDefocusDataset' in report['plugin_classes']['DATASET_REGISTRY']
+    assert 'SyntheticDualPixelDataset' in report['plugin_classes']['DATASET_REGISTRY']
     assert report['versions']['basicsr'] is not None

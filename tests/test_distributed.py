@@ -11,8 +11,8 @@ from conftest import run, tiny_options
 RECORDING_ENTRY = textwrap.dedent('''
     import os, sys, torch
     rank = os.environ["RANK"]
-    from basicsr_vitloss.data.synthetic_defocus_dataset import SyntheticDefocusDataset
-    get_item, save = SyntheticDefocusDataset.__getitem__, torch.save
+    from basicsr_vitloss.data.synthetic_dp_dataset import SyntheticDualPixelDataset
+    get_item, save = SyntheticDualPixelDataset.__getitem__, torch.save
 
     def recording_get_item(self, index):
         if self.opt["phase"] == "train":
@@ -25,7 +25,7 @@ RECORDING_ENTRY = textwrap.dedent('''
             log.write(f"{getattr(f, 'name', f)}\\n")
         return save(obj, f, *args, **kwargs)
 
-    SyntheticDefocusDataset.__getitem__ = recording_get_item
+    SyntheticDualPixelDataset.__getitem__ = recording_get_item
     torch.save = recording_save
     from basicsr_vitloss.train import main
     main()

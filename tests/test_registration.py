@@ -4,35 +4,35 @@ import pytest
 import basicsr_vitloss
 from conftest import run
 
-PLUGIN_DATASETS = ['SyntheticDefocusDataset']
+PLUGIN_DATASETS = ['DPDDDataset', 'Dataset_DefocusDeblur_DualPixel_16bit', 'SyntheticDualPixelDataset']
 
 
 def test_importing_the_plugin_registers_its_classes():
     from basicsr.utils.registry import DATASET_REGISTRY
-    from basicsr_vitloss.data.synthetic_defocus_dataset import SyntheticDefocusDataset
-    assert DATASET_REGISTRY.get('SyntheticDefocusDataset') is SyntheticDefocusDataset
-    assert basicsr_vitloss.data.__all__ == ['synthetic_defocus_dataset']
+    from basicsr_vitloss.data.synthetic_dp_dataset import SyntheticDualPixelDataset
+    assert DATASET_REGISTRY.get('SyntheticDualPixelDataset') is SyntheticDualPixelDataset
+    assert basicsr_vitloss.data.__all__ == ['dpdd_dataset', 'synthetic_dp_dataset']
 
 
 def test_double_import_and_reload_are_harmless(tmp_path):
     # in a subprocess: reloading replaces the class object, which would leak into other tests
     code = ('import importlib, basicsr_vitloss; from basicsr.utils.registry import DATASET_REGISTRY; '
-            'm = importlib.import_module("basicsr_vitloss.data.synthetic_defocus_dataset"); '
+            'm = importlib.import_module("basicsr_vitloss.data.synthetic_dp_dataset"); '
             'importlib.import_module("basicsr_vitloss"); '  # second import: cached, nothing re-registered
             'r = importlib.reload(m); '  # re-runs the decorator: the same class replaces itself
-            'assert DATASET_REGISTRY.get("SyntheticDefocusDataset") is r.SyntheticDefocusDataset; '
-            'print(list(DATASET_REGISTRY.keys()).count("SyntheticDefocusDataset"))')
+            'assert DATASET_REGISTRY.get("SyntheticDualPixelDataset") is r.SyntheticDualPixelDataset; '
+            'print(list(DATASET_REGISTRY.keys()).count("SyntheticDualPixelDataset"))')
     assert run(['python', '-c', code], cwd=tmp_path).stdout.strip() == '1'
 
 
 def test_a_different_class_under_a_taken_name_is_refused():
     from basicsr.utils.registry import DATASET_REGISTRY
 
-    class SyntheticDefocusDataset:  # same name, other module
+    class SyntheticDualPixelDataset:  # same name, other module
         pass
 
-    with pytest.raises(KeyError, match='already registered .* by basicsr_vitloss.data.synthetic_defocus_dataset'):
-        DATASET_REGISTRY.register(SyntheticDefocusDataset)
+    with pytest.raises(KeyError, match='already registered .* by basicsr_vitloss.data.synthetic_dp_dataset'):
+        DATASET_REGISTRY.register(SyntheticDualPixelDataset)
 
 
 def test_plain_import_basicsr_activates_the_plugin(tmp_path):

@@ -10,13 +10,7 @@ In BasicSR options, validation and test use it when ``val: tile:`` is set::
 """
 import torch
 
-
-def _starts(length, size, stride):
-    """Tile start positions along one axis: every ``stride``, the last one flush with the end."""
-    if length <= size:
-        return [0]
-    starts = list(range(0, length - size, stride))
-    return starts + [length - size]
+from basicsr_vitloss.utils.windows import window_starts
 
 
 def _ramp(size, overlap, device):
@@ -41,8 +35,8 @@ def tiled_forward(net, x, size, overlap=32):
     height, width = x.shape[-2:]
     tile_h, tile_w = min(size_h, height), min(size_w, width)
     output = weights = None
-    for top in _starts(height, tile_h, tile_h - overlap):
-        for left in _starts(width, tile_w, tile_w - overlap):
+    for top in window_starts(height, tile_h, tile_h - overlap):
+        for left in window_starts(width, tile_w, tile_w - overlap):
             piece = net(x[..., top:top + tile_h, left:left + tile_w])
             scale_h, scale_w = piece.shape[-2] // tile_h, piece.shape[-1] // tile_w
             if output is None:
