@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from basicsr_vitloss.data.dpdd_files import (check_scene_sizes, official_view_folders, pair_view_files,
                                              scene_name)
-from basicsr_vitloss.data.image_io import read_image
+from basicsr_vitloss.data.image_io import read_image, read_image_unchanged
 from basicsr_vitloss.utils.windows import window_starts
 
 VIEWS = ('lqL', 'lqR', 'lqC', 'gt')
@@ -76,16 +76,6 @@ def patch_sharpness(gray_patch):
     return float(np.mean(np.hypot(dx, dy)))
 
 
-def read_raw(path):
-    """An image exactly as stored (8/16-bit, channels as in the file), for byte-exact crops."""
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise OSError(f'{path}: cannot decode this image file ({data.size} bytes); it is corrupt, '
-                      f'truncated or not an image.')
-    return image
-
-
 def _init_worker():
     # parallelism comes from the processes; keep each one's OpenCV single-threaded
     cv2.setNumThreads(1)
@@ -111,7 +101,7 @@ def _write_scene(task):
                 skipped += 1
                 continue
             if view not in images:
-                images[view] = read_raw(paths[view])
+                images[view] = read_image_unchanged(paths[view])
             crop = images[view][y:y + patch, x:x + patch]
             ok, encoded = cv2.imencode(os.path.splitext(destination)[1], crop)
             if not ok:

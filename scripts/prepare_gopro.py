@@ -48,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 from tqdm import tqdm
 
-from basicsr_vitloss.data.image_io import read_image_size
+from basicsr_vitloss.data.image_io import read_image_size, read_image_unchanged
 from basicsr_vitloss.utils.windows import window_starts
 
 GOPRO_SPLITS = ('train', 'test')
@@ -304,10 +304,10 @@ def place(src, dst, mode):
 
 
 def _read(path):
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise PrepareError(f'cannot decode image {path}')
-    return image
+    try:
+        return read_image_unchanged(path)
+    except OSError as error:
+        raise PrepareError(str(error)) from None
 
 
 def _write_png(path, image):

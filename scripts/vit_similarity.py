@@ -28,35 +28,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from basicsr_vitloss.data.image_io import read_image
 from basicsr_vitloss.losses.vit_features import FEATURES, ViTFeatureExtractor
 
 #: value range of the colormap: cosine similarity is in [-1, 1]; a fixed range keeps maps comparable
 COLOR_RANGE = (-1.0, 1.0)
 MARKER_COLOR = (0, 255, 0)  # BGR
 HEAT_ALPHA = 0.6  # weight of the heatmap over the image in the bottom row
-
-
-def read_image(path):
-    """RGB float32 image (H, W, 3) in [0, 1] from an 8- or 16-bit file read with OpenCV."""
-    path = os.fspath(path)
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise FileNotFoundError(f'cannot read image {path} (missing file or unknown format)')
-    if image.dtype == np.uint8:
-        image = image.astype(np.float32) / 255.0
-    elif image.dtype == np.uint16:
-        image = image.astype(np.float32) / 65535.0
-    else:
-        raise ValueError(f'{path}: unsupported pixel type {image.dtype} (expected an 8- or 16-bit image)')
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    elif image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    else:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(image)
 
 
 def parse_pretrained(value):

@@ -143,3 +143,12 @@ def make_dpdd_tree(root, layout='official', split='train', scenes=3, size=(40, 5
             suffix = DPDD_VIEWS[view][1] if layout == 'official' else ''
             cv2.imwrite(str(Path(folders[view]) / f'scene{index:03d}{suffix}.png'), array[..., ::-1])
     return folders
+
+
+def load_script(name):
+    """Import ``scripts/<name>.py`` as a module, so tests can call its functions in-process."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, REPO / 'scripts' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

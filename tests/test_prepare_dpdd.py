@@ -1,5 +1,4 @@
 """scripts/prepare_dpdd.py: DPDD patches (sliding window, sharpness-based discard), on a tiny generated tree."""
-import importlib.util
 import json
 import math
 import os
@@ -9,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, run
+from conftest import REPO, load_script, run
 
 SCRIPT = REPO / 'scripts' / 'prepare_dpdd.py'
 HEIGHT, WIDTH, PATCH = 150, 230, 64
@@ -21,14 +20,9 @@ PER_SCENE = len(YS) * len(XS)                 # 40
 VIEW_DIRS = {'lqL': 'inputL_crops', 'lqR': 'inputR_crops', 'lqC': 'inputC_crops', 'gt': 'target_crops'}
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location('prepare_dpdd', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
-prepare_dpdd = _load_script()
+prepare_dpdd = load_script('prepare_dpdd')
 
 
 def _target(kind, rng, dtype):

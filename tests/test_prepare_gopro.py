@@ -1,13 +1,12 @@
 """scripts/prepare_gopro.py: GoPro/HIDE official layouts -> input/target folders for PairedImageDataset."""
 import importlib
-import importlib.util
 import os
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import load_script
 
 importlib.import_module('basicsr_vitloss')  # compat fixes on basicsr before its dataset is used
 from basicsr.data.paired_image_dataset import PairedImageDataset  # noqa: E402
@@ -23,14 +22,9 @@ CROP_YS = [0, 32, 48]          # 0, 32; 64 + 48 > 96, so the last window starts 
 CROP_XS = [0, 32, 64, 82]      # 0, 32, 64; 96 + 48 > 130, so the last window starts at 130 - 48
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location('prepare_gopro', REPO / 'scripts' / 'prepare_gopro.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
-prepare_gopro = _load_script()
+prepare_gopro = load_script('prepare_gopro')
 
 
 def _write(path, seed, dtype=np.uint8):

@@ -198,3 +198,15 @@ def test_built_through_basicsr_registry():
 def test_bad_options_name_the_key(opt, message):
     with pytest.raises((ValueError, KeyError), match=message):
         _dataset(**opt)
+
+
+def test_contact_sheet_script_writes_one_row_per_sample(tmp_path):
+    import cv2
+    from conftest import REPO, run
+    out = tmp_path / 'sheet.png'
+    run(['python', REPO / 'scripts' / 'dual_pixel_contact_sheet.py', '--out', out, '--size', '40',
+         '--images', 'astronaut', 'motorcycle'], cwd=tmp_path)
+    sheet = cv2.imread(str(out))
+    assert sheet.shape == (2 * 44, 6 * 44, 3)
+    tiles = [sheet[46:86, 2 + 44 * c:42 + 44 * c].astype(int) for c in range(6)]
+    assert np.abs(tiles[1] - tiles[2]).mean() > 0  # the motorcycle's left and right views differ

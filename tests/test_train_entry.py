@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
     cwd = tmp_path_factory.mktemp('train_cwd')
     home = tmp_path_factory.mktemp('home')
     before = _site_packages_outputs()
-    opt_file = tiny_options(cwd / 'tiny.yml')
+    opt_file = tiny_options(cwd / 'tiny.yml', **{'train:ema_decay': 0.999})  # keeps the EMA save / resume path tested
     proc = run(['python', '-m', 'basicsr.train', '-opt', opt_file.name], cwd=cwd, HOME=home)
     return cwd, proc, (before, home)
 

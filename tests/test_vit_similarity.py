@@ -1,5 +1,4 @@
 """scripts/vit_similarity.py: the paper's Fig. 2 (token similarity maps of a blurry and a sharp image)."""
-import importlib.util
 import json
 
 import cv2
@@ -8,21 +7,16 @@ import pytest
 import skimage.data
 
 from basicsr_vitloss.losses.vit_features import ViTFeatureExtractor
-from conftest import REPO, run
+from conftest import REPO, load_script, run
 
 TINY = {'depth': 6, 'embed_dim': 64, 'num_heads': 2}
 HEIGHT, WIDTH = 96, 128
 POINT = (70, 41)  # pixel (x, y) -> token (row 2, col 4) with 16-pixel patches
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location('vit_similarity', REPO / 'scripts' / 'vit_similarity.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
-vit_similarity = _load_script()
+vit_similarity = load_script('vit_similarity')
 
 
 @pytest.fixture(scope='module')

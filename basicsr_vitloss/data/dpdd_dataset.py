@@ -6,7 +6,7 @@ from torch.utils import data
 
 from basicsr.utils.registry import DATASET_REGISTRY
 from basicsr_vitloss.data.dpdd_files import check_scene_sizes, official_view_folders, pair_view_files
-from basicsr_vitloss.data.image_io import read_image
+from basicsr_vitloss.data.image_io import read_image_unchanged, to_float_rgb
 from basicsr_vitloss.data.view_transforms import apply_augmentation, draw_augmentation, random_crop_views, to_tensor
 
 #: mode -> the input views concatenated (in this order) into ``lq``
@@ -101,15 +101,17 @@ class DPDDDataset(data.Dataset):
 
     def __getitem__(self, index):
         paths = self.scenes[index]
-        views = {view: read_image(path) for view, path in paths.items()}
-        shapes = {view: array.shape for view, array in views.items()}
+        views = {view: read_image_unchanged(path) for view, path in paths.items()}
+        shapes = {view: array.shape[:2] for view, array in views.items()}
         if len(set(shapes.values())) > 1:
             raise ValueError(f'{self.name}: views of different sizes: '
                              + ', '.join(f'{paths[v]} is {s[0]}x{s[1]}' for v, s in shapes.items()))
+        # drawn from python's random, which BasicSR seeds per worker
+        rng = np.random.default_rng(random.getrandbits(64)) if self.train else None
+        if self.train and self.gt_size:  # crop before converting: 4x fewer pixels at 512 -> 256
+            views = random_crop_views(views, int(self.gt_size), rng, what=f'{self.name} {paths["gt"]}')
+        views = {view: to_float_rgb(array, paths[view]) for view, array in views.items()}
         if self.train:
-            rng = np.random.default_rng(random.getrandbits(64))  # python's random: seeded per worker by BasicSR
-            if self.gt_size:
-                views = random_crop_views(views, int(self.gt_size), rng, what=f'{self.name} {paths["gt"]}')
             views = apply_augmentation(views, *draw_augmentation(rng, self.hflip, self.rot),
                                        swap_mirrored=self.swap_views)
         return dual_pixel_sample(views, self.mode, paths)

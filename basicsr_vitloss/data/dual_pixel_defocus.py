@@ -18,8 +18,6 @@ import math
 import cv2
 import numpy as np
 
-from basicsr_vitloss.data.image_io import limit_cv2_threads_in_workers
-
 
 def aperture_kernels(radius, supersample=8):
     """(left, right, full) normalized kernels for a signed blur ``radius`` in pixels, all of one odd
@@ -51,7 +49,6 @@ def render_dual_pixel(image, radius_map, step=0.5):
     """Left, right and combined views of a sharp (H, W, C) float image whose pixels have the signed
     blur radii ``radius_map`` (H, W). Deterministic; mirroring the inputs mirrors the outputs with
     left and right exchanged."""
-    limit_cv2_threads_in_workers()
     image = np.asarray(image, np.float32)
     radius_map = np.asarray(radius_map, np.float32)
     if radius_map.shape != image.shape[:2]:

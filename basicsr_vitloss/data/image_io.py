@@ -14,14 +14,6 @@ PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
-def limit_cv2_threads_in_workers():
-    """In a DataLoader worker, make OpenCV single-threaded: the workers already run in parallel, and
-    OpenCV's own thread pool per worker would fight the training process for the cores."""
-    from torch.utils.data import get_worker_info
-    if get_worker_info() is not None and cv2.getNumThreads() != 1:
-        cv2.setNumThreads(1)
-
-
 def read_image_size(path):
     """(height, width) of an image from its header alone; PNG is parsed directly (fast enough for
     checking thousands of files at dataset construction), other formats are decoded."""
@@ -35,14 +27,24 @@ def read_image_size(path):
     return read_image(path).shape[:2]
 
 
-def read_image(path):
-    """An image file as float32 RGB in [0, 1], shape (H, W, 3), scaled by its own bit depth."""
-    limit_cv2_threads_in_workers()
+def read_image_unchanged(path):
+    """An image file decoded exactly as stored (bit depth and channel order of the file)."""
     data = np.fromfile(path, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise OSError(f'{path}: cannot decode this image file ({data.size} bytes); it is corrupt, '
                       f'truncated or not an image. Re-extract or re-download it.')
+    return image
+
+
+def read_image(path):
+    """An image file as float32 RGB in [0, 1], shape (H, W, 3), scaled by its own bit depth."""
+    return to_float_rgb(read_image_unchanged(path), path)
+
+
+def to_float_rgb(image, path=''):
+    """A decoded image (OpenCV channel order, 8 or 16 bits) as float32 RGB in [0, 1], (H, W, 3).
+    Cropping before this conversion saves converting pixels that are thrown away."""
     if image.dtype not in _SCALE:
         raise OSError(f'{path}: unsupported pixel type {image.dtype}; expected 8- or 16-bit images.')
     scale = _SCALE[image.dtype]
