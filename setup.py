@@ -68,6 +68,7 @@ setup(
         'numpy',
         'opencv-python',
         'pyyaml',
+        'lpips>=0.1.4',
         'safetensors',
         'scikit-image>=0.19',
         'scipy',
