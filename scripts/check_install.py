@@ -35,7 +35,7 @@ def collect():
         'python': platform.python_version(),
         'platform': platform.platform(),
         'versions': {d: _version(d) for d in ('basicsr-vitloss', 'basicsr', 'torch', 'torchvision', 'numpy',
-                                              'opencv-python', 'scikit-image', 'timm')},
+                                              'opencv-python', 'scikit-image', 'timm', 'lpips')},
         'cuda_available': torch.cuda.is_available(),
         'cuda_devices': torch.cuda.device_count(),
         'startup_hook_loaded': hook_active,
