@@ -51,7 +51,8 @@ def scene_name(filename, view):
     return stem
 
 
-def _natural_key(name):
+def natural_key(name):
+    """Sort key putting ``img2`` before ``img10`` (the order DPDD's label indices refer to)."""
     return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', name)]
 
 
@@ -59,7 +60,8 @@ def list_images(folder, what):
     """Sorted image file names in ``folder``; ``what`` names the folder in errors."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(f'{what}: folder {folder} does not exist.')
-    names = sorted((n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)), key=_natural_key)
+    names = sorted((n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)
+                    and os.path.isfile(os.path.join(folder, n))), key=natural_key)
     if not names:
         raise ValueError(f'{what}: folder {folder} has no images ({", ".join(IMAGE_EXTENSIONS)}).')
     return names
@@ -82,7 +84,7 @@ def pair_view_files(folders, what='DPDD'):
         by_view[view] = scenes
     all_scenes = set().union(*(set(s) for s in by_view.values()))
     for view, scenes in by_view.items():
-        missing = sorted(all_scenes - set(scenes), key=_natural_key)
+        missing = sorted(all_scenes - set(scenes), key=natural_key)
         if missing:
             others = {v: by_view[v][s] for s in missing[:_SHOWN] for v in by_view if s in by_view[v]}
             shown = ', '.join(f'{s!r}' for s in missing[:_SHOWN]) + (' ...' if len(missing) > _SHOWN else '')
@@ -93,7 +95,7 @@ def pair_view_files(folders, what='DPDD'):
         counts = ', '.join(f'{view} {len(scenes)} files in {folders[view]}' for view, scenes in by_view.items())
         raise ValueError(f'{what}: the view folders do not pair ({counts}):\n  - ' + '\n  - '.join(problems)
                          + '\nFiles pair by name (a view suffix such as _L / _R / _C is ignored).')
-    ordered = sorted(all_scenes, key=_natural_key)
+    ordered = sorted(all_scenes, key=natural_key)
     return [{view: os.path.join(folders[view], by_view[view][scene]) for view in folders} for scene in ordered]
 
 
