@@ -18,7 +18,9 @@ compat.apply_all()
 from . import archs, data, losses, metrics, models  # noqa: E402,F401  (registration)
 from .utils.float_validation import enable_float_validation  # noqa: E402
 from .utils.tiling import enable_tiled_validation  # noqa: E402
+from .models.training_setup import enable_training_setup  # noqa: E402
 
 enable_tiled_validation()  # `val: tile:` in the options
 enable_float_validation()  # float metrics and `val: save_16bit:` in the options
+enable_training_setup()  # any torch.optim optimizer, Restormer / NAFNet schedulers
 from .version import __version__  # noqa: E402,F401

@@ -18,6 +18,9 @@ Restormer's own option keys are read where Restormer puts them, so its YAML runs
     train:
       mixing_augs: {mixup: false, mixup_beta: 1.2, use_identity: true}
 """
+import math
+import types
+
 import torch
 
 from basicsr.models.sr_model import SRModel
@@ -71,6 +74,29 @@ class ProgressiveSRModel(SRModel):
         self.mixup = bool(mixing.get('mixup', False))
         self.mixup_beta = float(mixing.get('mixup_beta', 1.2))
         self.mixup_identity = bool(mixing.get('use_identity', False))
+        if self.is_train and (opt.get('train') or {}).get('use_grad_clip', False):
+            self.clip_gradients_before_step(opt['train'].get('grad_clip_norm', 0.01))
+
+    def clip_gradients_before_step(self, max_norm):
+        """Make ``optimizer_g.step`` clip net_g's global gradient norm to ``max_norm`` first
+        (``train: use_grad_clip``; Restormer and NAFNet clip at 0.01), as BasicSR's loop has no hook
+        between backward and step."""
+        try:
+            value = float(max_norm)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not 0 < value < math.inf:
+            raise ValueError(f'train:grad_clip_norm must be a positive number, got {max_norm!r}.')
+        self.grad_clip_norm = max_norm = value
+        step = self.optimizer_g.step
+        net = self.net_g
+
+        def clipped_step(optimizer, *args, **kwargs):
+            torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm)
+            return step(*args, **kwargs)
+
+        # a bound method, as torch's LR schedulers expect when they wrap optimizer.step themselves
+        self.optimizer_g.step = types.MethodType(clipped_step, self.optimizer_g)
 
     def progressive_crop(self, current_iter):
         """Cut the loaded batch down to this stage's batch size and patch size (one random window for

@@ -1,0 +1,396 @@
+"""Generate the options files of every experiment of the paper from one source.
+
+    python scripts/make_options.py [--out options] [--check]
+
+Each options file is the composition of small fragments: the common BasicSR settings, a network
+(architecture and its official training recipe), a data setting (DPDD dual-pixel, DPDD single-image,
+GoPro), a loss setting (baseline, vgg, local, global) and, for the ablations, one change of the ViT
+loss. A common setting is changed once here and the files are regenerated; tests/test_options.py
+fails when the committed files differ from what this script writes. ``--check`` only compares.
+
+What is not in the paper (it states "the same optimizer and fixed epochs for all comparisons" and a
+24 GB RTX 3090 with reduced batch sizes, without values) comes from each network's official recipe:
+Restormer's DPDD and GoPro options, NAFNet's GoPro width-64 options, Uformer's GoPro training script,
+DPDNet's Keras configuration. Each file's header says which, and what the paper reports for it.
+"""
+import argparse
+import copy
+import difflib
+import os
+import sys
+
+import yaml
+
+GRIDS = {  # name -> (data, input mode, networks, paper table)
+    'dpdd_dual': ('dpdd', 'dual_pixel', ('dpdnet', 'uformer', 'restormer', 'nafnet'), 'Table I'),
+    'dpdd_single': ('dpdd', 'single', ('dpdnet', 'uformer', 'restormer', 'nafnet'), 'Table II'),
+    'gopro': ('gopro', 'single', ('uformer', 'restormer', 'nafnet'), 'Table III'),
+}
+LOSSES = ('baseline', 'vgg', 'local', 'global')
+NETWORK_NAMES = {'dpdnet': 'DPDNet', 'uformer': 'Uformer', 'restormer': 'Restormer', 'nafnet': 'NAFNet'}
+LOSS_NAMES = {'baseline': '-', 'vgg': '+vgg', 'local': '+local', 'global': '+global'}
+#: the paper's ablations (Tables IV, V, Fig. 8): DPDNet + local loss on dual-pixel DPDD, one change each
+ABLATIONS = {'backbone': ('mae', 'dino', 'vit'), 'feature': ('token', 'query', 'key', 'value'),
+             'layers': (1, 2, 4, 5, 6, 8, 10, 12), 'mask_ratio': (0, 0.25, 0.5, 0.75)}
+ABLATION_TABLES = {'backbone': 'Table IV', 'feature': 'Table V', 'layers': 'Fig. 8 (layer)',
+                   'mask_ratio': 'Fig. 8 (mask ratio)'}
+#: the file users are told to run first
+HEADLINE = ('restormer_dpdd_local.yml', 'dpdd_dual', 'restormer', 'local')
+
+#: what the paper reports (Tables I-III): DPDD Combined PSNR / SSIM / MAE / LPIPS / NIQE; GoPro and HIDE
+#: PSNR / SSIM / LPIPS / NIQE
+PAPER = {
+    'dpdd_dual': {
+        ('dpdnet', 'baseline'): (25.45, 0.7987, 0.0391, 0.1531, 4.715),
+        ('dpdnet', 'vgg'): (25.39, 0.7969, 0.0396, 0.1154, 4.373),
+        ('dpdnet', 'local'): (25.88, 0.7997, 0.0382, 0.0945, 4.656),
+        ('dpdnet', 'global'): (25.50, 0.7952, 0.0391, 0.1049, 4.432),
+        ('uformer', 'baseline'): (25.97, 0.8111, 0.0375, 0.1480, 4.704),
+        ('uformer', 'vgg'): (26.02, 0.8135, 0.0375, 0.1308, 4.605),
+        ('uformer', 'local'): (26.20, 0.8184, 0.0367, 0.0985, 4.464),
+        ('uformer', 'global'): (26.08, 0.8141, 0.0371, 0.1048, 4.307),
+        ('restormer', 'baseline'): (26.29, 0.8232, 0.0360, 0.1414, 5.049),
+        ('restormer', 'vgg'): (26.34, 0.8227, 0.0359, 0.1186, 4.796),
+        ('restormer', 'local'): (26.43, 0.8234, 0.0357, 0.0848, 4.579),
+        ('restormer', 'global'): (26.35, 0.8224, 0.0359, 0.0949, 4.573),
+        ('nafnet', 'baseline'): (26.44, 0.8254, 0.0360, 0.1399, 4.883),
+        ('nafnet', 'vgg'): (26.38, 0.8251, 0.0362, 0.1292, 4.793),
+        ('nafnet', 'local'): (26.53, 0.8259, 0.0355, 0.0852, 4.451),
+        ('nafnet', 'global'): (26.45, 0.8245, 0.0359, 0.0971, 4.572),
+    },
+    'dpdd_single': {
+        ('dpdnet', 'baseline'): (24.79, 0.7650, 0.0420, 0.1928, 4.9655),
+        ('dpdnet', 'vgg'): (24.73, 0.7653, 0.0423, 0.1478, 4.5089),
+        ('dpdnet', 'local'): (24.89, 0.7667, 0.0414, 0.1402, 4.5772),
+        ('dpdnet', 'global'): (24.85, 0.7654, 0.0418, 0.1398, 4.3601),
+        ('uformer', 'baseline'): (25.16, 0.7862, 0.0405, 0.1656, 4.7637),
+        ('uformer', 'vgg'): (25.20, 0.7890, 0.0401, 0.1549, 4.6818),
+        ('uformer', 'local'): (25.44, 0.7928, 0.0392, 0.1054, 4.4187),
+        ('uformer', 'global'): (25.24, 0.7857, 0.0400, 0.1243, 4.4882),
+        ('restormer', 'baseline'): (25.52, 0.7868, 0.0386, 0.1741, 5.1676),
+        ('restormer', 'vgg'): (25.54, 0.7865, 0.0386, 0.1666, 5.1300),
+        ('restormer', 'local'): (25.68, 0.7935, 0.0387, 0.1086, 4.6505),
+        ('restormer', 'global'): (25.59, 0.7920, 0.0387, 0.1381, 4.9002),
+        ('nafnet', 'baseline'): (25.38, 0.7922, 0.0395, 0.1619, 4.9385),
+        ('nafnet', 'vgg'): (25.39, 0.7932, 0.0396, 0.1507, 4.8265),
+        ('nafnet', 'local'): (25.58, 0.7931, 0.0387, 0.1047, 4.4996),
+        ('nafnet', 'global'): (25.42, 0.7887, 0.0395, 0.1187, 4.6875),
+    },
+    'gopro': {  # GoPro PSNR SSIM LPIPS NIQE, HIDE PSNR SSIM LPIPS NIQE
+        ('uformer', 'baseline'): (30.21, 0.9343, 0.1135, 5.5583, 28.48, 0.9079, 0.1296, 4.9227),
+        ('uformer', 'vgg'): (29.72, 0.9197, 0.0694, 5.9382, 28.09, 0.8820, 0.0920, 5.7450),
+        ('uformer', 'local'): (30.21, 0.9311, 0.0652, 4.3113, 28.54, 0.9009, 0.0865, 3.8116),
+        ('uformer', 'global'): (30.24, 0.9346, 0.0787, 4.8536, 28.55, 0.9080, 0.0979, 4.3274),
+        ('restormer', 'baseline'): (29.61, 0.9277, 0.1154, 5.4515, 28.62, 0.9109, 0.1225, 4.9703),
+        ('restormer', 'vgg'): (29.59, 0.9193, 0.0639, 5.5767, 28.18, 0.8848, 0.0848, 5.4517),
+        ('restormer', 'local'): (30.00, 0.9315, 0.0620, 4.5327, 28.70, 0.9099, 0.0791, 3.8731),
+        ('restormer', 'global'): (30.00, 0.9332, 0.0718, 4.7452, 28.71, 0.9116, 0.0887, 4.1751),
+        ('nafnet', 'baseline'): (32.40, 0.9565, 0.0847, 5.2740, 30.18, 0.9304, 0.0954, 4.6582),
+        ('nafnet', 'vgg'): (32.60, 0.9580, 0.0590, 4.9712, 30.37, 0.9328, 0.0761, 4.2791),
+        ('nafnet', 'local'): (32.64, 0.9582, 0.0557, 4.9093, 30.37, 0.9322, 0.0722, 4.1120),
+        ('nafnet', 'global'): (32.48, 0.9568, 0.0557, 4.7807, 30.19, 0.9279, 0.0738, 4.0281),
+    },
+}
+#: Tables IV / V (DPDNet + local, dual-pixel DPDD): PSNR SSIM MAE LPIPS NIQE; DINO's row did not survive
+#: in the text of the paper available here, Fig. 8 gives no per-point values
+PAPER_ABLATIONS = {
+    ('backbone', 'vit'): (25.61, 0.7967, 0.0389, 0.1237, 4.675),
+    ('backbone', 'mae'): (25.88, 0.7997, 0.0382, 0.0945, 4.656),
+    ('feature', 'key'): (25.84, 0.7956, 0.0381, 0.0955, 4.626),
+    ('feature', 'query'): (25.90, 0.7966, 0.0379, 0.0942, 4.756),
+    ('feature', 'value'): (25.96, 0.7986, 0.0379, 0.0983, 4.731),
+    ('feature', 'token'): (25.88, 0.7997, 0.0382, 0.0945, 4.656),
+}
+
+# ------------------------------------------------------------------------------------------ fragments
+
+COMMON = {
+    'model_type': 'ProgressiveSRModel',  # BasicSR's SRModel + progressive patches, mixup, gradient clipping
+    'scale': 1,
+    'num_gpu': 'auto',
+    'manual_seed': 10,
+}
+PATH = {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}
+LOGGER = {'print_freq': 200, 'save_checkpoint_freq': 5000, 'use_tb_logger': True,
+          'wandb': {'project': None, 'resume_id': None}}
+DIST = {'backend': 'nccl', 'port': 29500}
+TILE = {'size': 512, 'overlap': 32}  # full-size validation / test images are restored tile by tile
+VAL_METRICS = {  # during training: the cheap ones, on floats
+    'psnr': {'type': 'calculate_psnr_float'},
+    'ssim': {'type': 'calculate_ssim_float'},
+    'mae': {'type': 'calculate_mae', 'better': 'lower'},
+}
+TEST_METRICS = dict(VAL_METRICS, **{
+    'lpips': {'type': 'calculate_lpips', 'net': 'alex', 'better': 'lower'},
+    'niqe': {'type': 'calculate_niqe', 'crop_border': 0, 'better': 'lower'},
+})
+VIT = {'backbone': 'mae', 'pretrained': True, 'layers': 5, 'feature': 'token', 'mask_ratio': 0.5}
+LOSS_TERMS = {
+    'baseline': None,
+    # not given in the paper: conv5_4 (before pool5, the layer of Zhang et al. the paper cites), weight 1
+    'vgg': {'type': 'PerceptualLoss', 'layer_weights': {'conv5_4': 1.0}, 'vgg_type': 'vgg19',
+            'use_input_norm': True, 'range_norm': False, 'perceptual_weight': 1.0, 'style_weight': 0.0,
+            'criterion': 'l1'},
+    'local': dict({'type': 'LocalMAEPerceptualLoss', 'loss_weight': 1.0}, **VIT),  # Eq. 5, lambda = 1
+    'global': dict({'type': 'GlobalDistributionLoss', 'loss_weight': 1.0e-5}, **VIT, p=2),  # Eqs. 6-7, 1e-5
+}
+
+#: network -> (recipe source, network_g for `in_channels`, train-data settings, train settings)
+def network_g(net, in_channels, data):
+    if net == 'dpdnet':
+        return {'type': 'DPDNet', 'in_channels': in_channels, 'out_channels': 3}
+    if net == 'uformer':
+        if data == 'gopro':  # the official GoPro recipe trains Uformer-B
+            return {'type': 'Uformer', 'img_size': 256, 'embed_dim': 32, 'win_size': 8, 'token_projection': 'linear',
+                    'token_mlp': 'leff', 'modulator': True, 'depths': [1, 2, 8, 8, 2, 8, 8, 2, 1]}
+        return {'type': 'Uformer', 'img_size': 256, 'embed_dim': 16, 'win_size': 8, 'token_projection': 'linear',
+                'token_mlp': 'leff', 'modulator': True, 'dd_in': in_channels}  # Uformer-T, as the paper
+    if net == 'restormer':
+        return {'type': 'Restormer', 'inp_channels': in_channels, 'out_channels': 3, 'dim': 48,
+                'num_blocks': [4, 6, 6, 8], 'num_refinement_blocks': 4, 'heads': [1, 2, 4, 8],
+                'ffn_expansion_factor': 2.66, 'bias': False, 'LayerNorm_type': 'WithBias',
+                'dual_pixel_task': in_channels == 6}
+    return {'type': 'NAFNetLocal', 'img_channel': in_channels, 'out_channels': 3, 'width': 64,
+            'enc_blk_nums': [1, 1, 1, 28], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1, 1, 1]}
+
+
+#: tiny versions of each network for tests (tests/test_options.py applies them as overrides)
+TINY_NETWORK = {
+    'dpdnet': {'base_channels': 4},
+    'uformer': {'embed_dim': 8, 'depths': [1] * 9, 'img_size': 64},
+    'restormer': {'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1, 'heads': [1, 1, 1, 1]},
+    'nafnet': {'width': 8, 'enc_blk_nums': [1, 1, 1, 1], 'dec_blk_nums': [1, 1, 1, 1]},
+}
+
+# DPDD training patches from scripts/prepare_dpdd.py: 350 scenes x 28 windows x 70% kept = 6860
+DPDD_TRAIN_PATCHES = 6860
+GOPRO_TRAIN_IMAGES = 2103
+
+RECIPES = {
+    'restormer': {
+        'source': "Restormer's official options (Defocus_Deblurring / Motion_Deblurring, 8 GPUs)",
+        'data': {'gt_size': 384, 'batch_size_per_gpu': 8, 'num_worker_per_gpu': 8,
+                 'iters': [92000, 64000, 48000, 36000, 36000, 24000],
+                 'gt_sizes': [128, 160, 192, 256, 320, 384], 'mini_batch_sizes': [8, 5, 4, 2, 1, 1]},
+        'augment': 'all',
+        'train': {'total_iter': 300000, 'warmup_iter': -1, 'use_grad_clip': True,
+                  'optim_g': {'type': 'AdamW', 'lr': 3.0e-4, 'weight_decay': 1.0e-4, 'betas': [0.9, 0.999]},
+                  'scheduler': {'type': 'CosineAnnealingRestartCyclicLR', 'periods': [92000, 208000],
+                                'restart_weights': [1, 1], 'eta_mins': [3.0e-4, 1.0e-6]},
+                  'mixing_augs': {'mixup': False, 'mixup_beta': 1.2, 'use_identity': True},
+                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
+    },
+    'nafnet': {
+        'source': "NAFNet's official GoPro width-64 options (8 GPUs; NAFNet has no DPDD recipe)",
+        'data': {'gt_size': 256, 'batch_size_per_gpu': 8, 'num_worker_per_gpu': 8},
+        'augment': 'all',
+        'train': {'total_iter': 400000, 'warmup_iter': -1, 'use_grad_clip': True,
+                  'optim_g': {'type': 'AdamW', 'lr': 1.0e-3, 'weight_decay': 1.0e-3, 'betas': [0.9, 0.9]},
+                  'scheduler': {'type': 'TrueCosineAnnealingLR', 'T_max': 400000, 'eta_min': 1.0e-7},
+                  'pixel_opt': {'type': 'PSNRLoss', 'loss_weight': 1.0, 'reduction': 'mean'}},
+    },
+    'uformer': {
+        'source': ("Uformer's official GoPro training script (batch 8, 3000 epochs of 263 iterations, 3 warm-up "
+                   'epochs; Uformer has no DPDD recipe)'),
+        'data': {'gt_size': 256, 'batch_size_per_gpu': 8, 'num_worker_per_gpu': 4},
+        'augment': 'all',
+        'train': {'total_iter': 789000, 'warmup_iter': 789, 'use_grad_clip': False,
+                  'optim_g': {'type': 'AdamW', 'lr': 2.0e-4, 'weight_decay': 0.02, 'betas': [0.9, 0.999]},
+                  'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [789000], 'restart_weights': [1],
+                                'eta_min': 1.0e-6},
+                  # Uformer: sqrt(d^2 + (1e-3)^2); BasicSR adds eps unsquared, so eps = 1e-6
+                  'pixel_opt': {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean', 'eps': 1.0e-6}},
+    },
+    'dpdnet': {
+        'source': ("DPDNet's official configuration (Keras: batch 5 of 512x512, MSE, Adam 2e-5 halved every 60 "
+                   f'epochs, 200 epochs of {DPDD_TRAIN_PATCHES} // 5 = {DPDD_TRAIN_PATCHES // 5} iterations)'),
+        'data': {'gt_size': 512, 'batch_size_per_gpu': 5, 'num_worker_per_gpu': 4},
+        'augment': 'none',
+        'train': {'total_iter': 200 * (DPDD_TRAIN_PATCHES // 5), 'warmup_iter': -1, 'use_grad_clip': False,
+                  'optim_g': {'type': 'Adam', 'lr': 2.0e-5, 'weight_decay': 0, 'betas': [0.9, 0.999]},
+                  'scheduler': {'type': 'MultiStepLR', 'gamma': 0.5,
+                                'milestones': [e * (DPDD_TRAIN_PATCHES // 5) for e in (60, 120, 180)]},
+                  'pixel_opt': {'type': 'MSELoss', 'loss_weight': 1.0, 'reduction': 'mean'}},
+    },
+}
+GPU_NOTE = ('batch_size_per_gpu as in the official recipe; the paper trained on one 24 GB RTX 3090 and '
+            'reduced some batch sizes (values not given)')
+
+
+def augmentation(kind):
+    on = kind == 'all'
+    return {'use_hflip': on, 'use_rot': on}
+
+
+def train_dataset(data, mode, recipe):
+    if data == 'dpdd':
+        folders = ({'dataroot_lqL': 'datasets/DPDD_crops/train/inputL_crops',
+                    'dataroot_lqR': 'datasets/DPDD_crops/train/inputR_crops'} if mode == 'dual_pixel'
+                   else {'dataroot_lqC': 'datasets/DPDD_crops/train/inputC_crops'})
+        dataset = {'name': 'DPDD_train', 'type': 'DPDDDataset', 'mode': mode, **folders,
+                   'dataroot_gt': 'datasets/DPDD_crops/train/target_crops'}
+    else:
+        dataset = {'name': 'GoPro_train', 'type': 'PairedImageDataset',
+                   'dataroot_gt': 'datasets/GoPro/train/target_crops', 'dataroot_lq': 'datasets/GoPro/train/input_crops',
+                   'filename_tmpl': '{}'}
+    dataset.update({'io_backend': {'type': 'disk'}, **augmentation(recipe['augment']), 'use_shuffle': True,
+                    **recipe['data'], 'dataset_enlarge_ratio': 1, 'prefetch_mode': None})
+    return dataset
+
+
+def eval_dataset(data, mode, split):
+    """Validation / test data: whole images (restored tile by tile)."""
+    if data == 'dpdd':
+        return {'name': f'DPDD_{split}', 'type': 'DPDDDataset', 'mode': mode, 'dataroot': 'datasets/DPDD',
+                'split': split, 'io_backend': {'type': 'disk'}}
+    name = 'GoPro' if split in ('val', 'test') else 'HIDE'
+    root = 'datasets/GoPro/test' if name == 'GoPro' else 'datasets/HIDE/test'
+    return {'name': f'{name}_test', 'type': 'PairedImageDataset', 'dataroot_gt': f'{root}/target',
+            'dataroot_lq': f'{root}/input', 'filename_tmpl': '{}', 'io_backend': {'type': 'disk'}}
+
+
+def train_options(grid, net, loss, name=None, vit_change=None):
+    """The training options of one experiment as a dict."""
+    data, mode, _, _ = GRIDS[grid]
+    recipe = RECIPES[net]
+    in_channels = 6 if mode == 'dual_pixel' else 3
+    train = copy.deepcopy(recipe['train'])
+    train['ema_decay'] = 0
+    term = copy.deepcopy(LOSS_TERMS[loss])
+    if term is not None:
+        if vit_change:
+            term.update(vit_change)
+        train['perceptual_opt'] = term
+    opt = {'name': name or f'{grid}_{net}_{loss}', **copy.deepcopy(COMMON),
+           'datasets': {'train': train_dataset(data, mode, recipe), 'val': eval_dataset(data, mode, 'val')},
+           'network_g': network_g(net, in_channels, data), 'path': dict(PATH), 'train': train,
+           'val': {'val_freq': 20000, 'save_img': False, 'tile': dict(TILE), 'metrics': copy.deepcopy(VAL_METRICS)},
+           'logger': copy.deepcopy(LOGGER), 'dist_params': dict(DIST)}
+    return opt
+
+
+def test_options(grid, net, loss):
+    """The test options of one experiment: its latest checkpoint on the test set(s), all five metrics,
+    16-bit results for scripts/evaluate.py."""
+    data, mode, _, _ = GRIDS[grid]
+    in_channels = 6 if mode == 'dual_pixel' else 3
+    datasets = ({'test_1': eval_dataset(data, mode, 'test')} if data == 'dpdd'
+                else {'test_1': eval_dataset(data, mode, 'test'), 'test_2': eval_dataset(data, mode, 'hide')})
+    return {'name': f'test_{grid}_{net}_{loss}', **copy.deepcopy(COMMON), 'datasets': datasets,
+            'network_g': network_g(net, in_channels, data),
+            'path': {'pretrain_network_g': f'experiments/{grid}_{net}_{loss}/models/net_g_latest.pth',
+                     'param_key_g': 'params', 'strict_load_g': True},
+            'val': {'save_img': True, 'save_16bit': True, 'suffix': None, 'tile': dict(TILE),
+                    'metrics': copy.deepcopy(TEST_METRICS)},
+            'dist_params': dict(DIST)}
+
+
+def _fmt(values):
+    return ' / '.join(f'{v:g}' for v in values)
+
+
+def header(grid, net, loss, kind, ablation=None):
+    """The comment block at the top of a file: what it reproduces and how to run it."""
+    data, mode, _, table = GRIDS[grid]
+    lines = ['# Generated by scripts/make_options.py; edit the generator, not this file.']
+    if ablation:
+        key, value = ablation
+        lines.append(f'# Ablation ({ABLATION_TABLES[key]}): DPDNet + local ViT loss on dual-pixel DPDD, {key} = {value}.')
+        expected = PAPER_ABLATIONS.get((key, value))
+        if expected:
+            lines.append(f'# The paper reports (Combined PSNR / SSIM / MAE / LPIPS / NIQE): {_fmt(expected)}')
+    else:
+        what = {'dpdd_dual': 'dual-pixel defocus deblurring on DPDD', 'dpdd_single':
+                'single-image defocus deblurring on DPDD', 'gopro': 'motion deblurring, GoPro (test: GoPro, HIDE)'}
+        lines.append(f'# {table}, {NETWORK_NAMES[net]} {LOSS_NAMES[loss]}: {what[grid]}.')
+        expected = PAPER[grid][(net, loss)]
+        if data == 'dpdd':
+            lines.append(f'# The paper reports (Combined PSNR / SSIM / MAE / LPIPS / NIQE): {_fmt(expected)}')
+        else:
+            lines.append(f'# The paper reports GoPro PSNR / SSIM / LPIPS / NIQE {_fmt(expected[:4])}, '
+                         f'HIDE {_fmt(expected[4:])}')
+    lines.append(f'# Recipe: {RECIPES[net]["source"]}; {GPU_NOTE}.')
+    return '\n'.join(lines) + '\n'
+
+
+def commands(grid, net, loss, train_file, test_file):
+    """The three commands of one experiment: train, test, report."""
+    data = GRIDS[grid][0]
+    name = f'{grid}_{net}_{loss}'
+    report = ('# Report: python scripts/evaluate.py run --restored results/test_{name}/visualization/{dataset} \\\n'
+              '#         --gt {gt} {labels}--method {method} --loss {loss} --dataset {short} --out reports/{name}{suffix}\n')
+    lines = [f'# Train: python -m basicsr.train -opt {train_file}\n', f'# Test:  python -m basicsr.test -opt {test_file}\n']
+    sets = ([('DPDD_test', 'datasets/DPDD/test_c/target', '--labels datasets/DPDD ', 'DPDD', '')] if data == 'dpdd'
+            else [('GoPro_test', 'datasets/GoPro/test/target', '', 'GoPro', '_gopro'),
+                  ('HIDE_test', 'datasets/HIDE/test/target', '', 'HIDE', '_hide')])
+    for dataset, gt, labels, short, suffix in sets:
+        lines.append(report.format(name=name, dataset=dataset, gt=gt, labels=labels, method=NETWORK_NAMES[net],
+                                   loss=loss, short=short, suffix=suffix))
+    return ''.join(lines)
+
+
+def dump(opt):
+    return yaml.safe_dump(opt, sort_keys=False, default_flow_style=None, width=110)
+
+
+def generate():
+    """{relative path: file text} of every generated options file."""
+    files = {}
+    for grid, (_, _, networks, _) in GRIDS.items():
+        for net in networks:
+            for loss in LOSSES:
+                train_file = f'options/{grid}/{net}_{loss}.yml'
+                test_file = f'options/test/{grid}/{net}_{loss}.yml'
+                head = header(grid, net, loss, 'train')
+                runs = commands(grid, net, loss, train_file, test_file)
+                files[train_file] = head + runs + dump(train_options(grid, net, loss))
+                files[test_file] = head + runs + dump(test_options(grid, net, loss))
+    headline, grid, net, loss = HEADLINE
+    files[f'options/{headline}'] = files[f'options/{grid}/{net}_{loss}.yml']
+    for key, values in ABLATIONS.items():
+        for value in values:
+            tag = f'{key}_{value}'.replace('.', 'p')
+            name = f'ablation_dpdnet_{tag}'
+            path = f'options/ablation/dpdnet_{tag}.yml'
+            opt = train_options('dpdd_dual', 'dpdnet', 'local', name=name, vit_change={key: value})
+            files[path] = (header('dpdd_dual', 'dpdnet', 'local', 'train', ablation=(key, value))
+                           + f'# Train: python -m basicsr.train -opt {path}\n' + dump(opt))
+    return files
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'),
+                        help='repository root to write options/ into (default: this repository)')
+    parser.add_argument('--check', action='store_true', help='only report files that differ; exit 1 if any')
+    args = parser.parse_args(argv)
+    files = generate()
+    stale = []
+    for relative, text in sorted(files.items()):
+        path = os.path.join(args.out, relative)
+        current = open(path).read() if os.path.exists(path) else None
+        if current == text:
+            continue
+        stale.append(relative)
+        if not args.check:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, 'w') as file:
+                file.write(text)
+    generated_dirs = {os.path.dirname(r) for r in files}  # each listed without recursion: options/demo stays
+    extra = sorted(os.path.join(d, n) for d in generated_dirs if os.path.isdir(os.path.join(args.out, d))
+                   for n in os.listdir(os.path.join(args.out, d))
+                   if n.endswith('.yml') and os.path.join(d, n) not in files)
+    if args.check:
+        for relative in stale:
+            print(f'out of date: {relative}', file=sys.stderr)
+        for relative in extra:
+            close = difflib.get_close_matches(relative, list(files), n=1)
+            print(f'not generated (remove it or add it to the generator): {relative}'
+                  + (f' (close to {close[0]})' if close else ''), file=sys.stderr)
+        return 1 if stale or extra else 0
+    print(f'{len(files)} options files, {len(stale)} written' + (f'; not generated: {", ".join(extra)}' if extra else ''))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

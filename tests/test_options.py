@@ -1,0 +1,185 @@
+"""The options grid: generated from scripts/make_options.py, up to date, parsed by BasicSR, and every
+part of every file (network, losses, data) buildable; one training iteration per network and per loss."""
+import copy
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from basicsr.archs import build_network
+from basicsr.data import build_dataset
+from basicsr.losses import build_loss
+from conftest import REPO, TINY_VIT, load_script, make_dpdd_tree, run
+
+make_options = load_script('make_options')
+GENERATED = make_options.generate()
+TRAIN_FILES = sorted(p for p in GENERATED if not p.startswith('options/test/'))
+TEST_FILES = sorted(p for p in GENERATED if p.startswith('options/test/'))
+
+
+def _load(relative):
+    return yaml.safe_load((REPO / relative).read_text())
+
+
+def _network_key(opt):
+    return {'DPDNet': 'dpdnet', 'Uformer': 'uformer', 'Restormer': 'restormer',
+            'NAFNetLocal': 'nafnet'}[opt['network_g']['type']]
+
+
+def test_committed_files_are_what_the_generator_writes(tmp_path):
+    assert make_options.main(['--check']) == 0, 'run: python scripts/make_options.py'
+    # and the check does catch a stale or stray file
+    (tmp_path / 'options' / 'gopro').mkdir(parents=True)
+    (tmp_path / 'options' / 'gopro' / 'stray.yml').write_text('name: stray\n')
+    assert make_options.main(['--check', '--out', str(tmp_path)]) == 1
+
+
+def test_the_grid_covers_the_papers_experiments():
+    expected = {f'options/{grid}/{net}_{loss}.yml' for grid, (_, _, nets, _) in make_options.GRIDS.items()
+                for net in nets for loss in make_options.LOSSES}
+    assert len(expected) == 4 * 4 * 2 + 3 * 4
+    assert expected <= set(GENERATED)
+    assert {f'options/test/{p[len("options/"):]}' for p in expected} == set(TEST_FILES)
+    ablations = [p for p in GENERATED if p.startswith('options/ablation/')]
+    assert len(ablations) == 3 + 4 + 8 + 4
+    assert (REPO / 'options' / 'restormer_dpdd_local.yml').read_text() == (
+        REPO / 'options' / 'dpdd_dual' / 'restormer_local.yml').read_text()
+
+
+@pytest.mark.parametrize('relative', TRAIN_FILES + TEST_FILES + ['options/demo/defocus_demo.yml'])
+def test_every_file_parses_with_basicsrs_option_parser(relative, tmp_path, monkeypatch):
+    from basicsr.utils.options import parse_options
+    from basicsr_vitloss import launch
+    monkeypatch.setattr(sys, 'argv', ['x', '-opt', str(REPO / relative)])
+    is_train = not relative.startswith('options/test/')
+    opt, _ = parse_options(str(tmp_path), is_train=is_train)
+    launch.check_types(opt, relative)  # every type: names a registered class
+    if relative.startswith('options/demo'):
+        return
+    if relative == f'options/{make_options.HEADLINE[0]}':
+        _, grid, net, loss = make_options.HEADLINE
+    else:
+        grid, net, loss = relative.split('/')[-2], _network_key(opt), Path(relative).stem.split('_', 1)[1]
+    if is_train and grid != 'ablation':
+        header = (REPO / relative).read_text().split('\nname:')[0]
+        # the header quotes the paper's numbers for this cell
+        expected = make_options.PAPER[grid][(net, loss)]
+        assert f'{expected[0]:g}' in header and make_options.GRIDS[grid][3] in header
+
+
+def _tiny(opt):
+    """The file's network at a tiny width (TINY_NETWORK), its losses with random ViT weights."""
+    opt = copy.deepcopy(opt)
+    opt['network_g'].update(make_options.TINY_NETWORK[_network_key(opt)])
+    return opt
+
+
+@pytest.fixture(scope='module')
+def trees(tmp_path_factory):
+    """Tiny data in the layouts the options point at, under one root that replaces `datasets/`."""
+    import cv2
+    import numpy as np
+    root = tmp_path_factory.mktemp('datasets')
+    crops = make_dpdd_tree(root / 'DPDD_crops', layout='crops', split='train', scenes=2, size=(64, 64))
+    assert Path(crops['gt']).name == 'target_crops'
+    for split in ('val', 'test'):
+        make_dpdd_tree(root / 'DPDD', layout='official', split=split, scenes=1, size=(40, 56))
+    rng = np.random.default_rng(0)
+    for folder in ('GoPro/train/input_crops', 'GoPro/train/target_crops', 'GoPro/test/input', 'GoPro/test/target',
+                   'HIDE/test/input', 'HIDE/test/target'):
+        (root / folder).mkdir(parents=True)
+        for index in range(2):
+            cv2.imwrite(str(root / folder / f'img{index}.png'), (rng.random((64, 64, 3)) * 255).astype(np.uint8))
+    return root
+
+
+def _rooted(dataset, root):
+    dataset = copy.deepcopy(dataset)
+    for key, value in dataset.items():
+        if (key.startswith('dataroot')) and isinstance(value, str) and value.startswith('datasets/'):
+            dataset[key] = str(root / value[len('datasets/'):])
+    return dataset
+
+
+@pytest.mark.parametrize('relative', TRAIN_FILES)
+def test_network_losses_and_data_of_every_training_file_build(relative, trees):
+    opt = _tiny(_load(relative))
+    net = build_network(copy.deepcopy(opt['network_g']))
+    channels = 6 if opt['datasets']['train'].get('mode') == 'dual_pixel' else 3
+    assert net(torch.rand(1, channels, 32, 32)).shape == (1, 3, 32, 32)
+    assert build_loss(copy.deepcopy(opt['train']['pixel_opt'])) is not None
+    percep = opt['train'].get('perceptual_opt')
+    if percep and percep['type'] != 'PerceptualLoss':  # VGG: built in the training run below (weights file)
+        layers = percep['layers'] if isinstance(percep['layers'], list) else [percep['layers']]
+        tiny_vit = dict(TINY_VIT, depth=max(TINY_VIT['depth'], *layers))  # ViT-B's 12 blocks for layer 12
+        loss = build_loss(dict(percep, pretrained=False, backbone_kwargs=tiny_vit))
+        assert loss.vit.layers == layers and loss.vit.feature == percep['feature']
+        assert loss.mask_ratio == percep['mask_ratio'] and loss.loss_weight == percep['loss_weight']
+    train = _rooted(dict(opt['datasets']['train'], phase='train', scale=1, gt_size=32), trees)
+    train.pop('gt_sizes', None)
+    sample = build_dataset(train)[0]
+    assert sample['lq'].shape[0] == channels and sample['gt'].shape == (3, 32, 32)
+    val = build_dataset(_rooted(dict(opt['datasets']['val'], phase='val', scale=1), trees))
+    assert val[0]['lq'].shape[0] == channels
+
+
+@pytest.mark.parametrize('relative', TEST_FILES)
+def test_every_test_file_builds_its_test_data(relative, trees):
+    opt = _load(relative)
+    for key, dataset in opt['datasets'].items():
+        assert key.startswith('test_')
+        built = build_dataset(_rooted(dict(dataset, phase='test', scale=1), trees))
+        assert len(built) >= 1
+    assert opt['val']['save_16bit'] and opt['path']['pretrain_network_g'].startswith('experiments/')
+    assert set(opt['val']['metrics']) == {'psnr', 'ssim', 'mae', 'lpips', 'niqe'}
+
+
+def _force(opt, trees):
+    """--force_yml overrides: tiny network, tiny data from `trees`, one iteration, random ViT weights."""
+    entries = ['num_gpu=0', 'train:total_iter=1', 'val:val_freq=1', 'val:tile:size=32', 'val:tile:overlap=8',
+               'logger:print_freq=1', 'logger:save_checkpoint_freq=1', 'logger:use_tb_logger=false',
+               'datasets:train:batch_size_per_gpu=2', 'datasets:train:num_worker_per_gpu=0',
+               'datasets:train:gt_size=32']
+    for key, value in make_options.TINY_NETWORK[_network_key(opt)].items():
+        entries.append(f'network_g:{key}={value}'.replace(' ', ''))
+    if 'iters' in opt['datasets']['train']:
+        entries += ['datasets:train:iters=[1]', 'datasets:train:gt_sizes=[32]', 'datasets:train:mini_batch_sizes=[2]']
+    for phase in ('train', 'val'):
+        for key, value in opt['datasets'][phase].items():
+            if key.startswith('dataroot') and value.startswith('datasets/'):
+                entries.append(f'datasets:{phase}:{key}={trees / value[len("datasets/"):]}')
+    percep = opt['train'].get('perceptual_opt')
+    if percep and percep['type'] != 'PerceptualLoss':
+        entries.append('train:perceptual_opt:pretrained=false')
+    return entries
+
+
+# one file per network and per loss: each network once, each loss once
+ONE_ITERATION = ['options/dpdd_dual/restormer_local.yml', 'options/dpdd_single/nafnet_global.yml',
+                 'options/gopro/uformer_vgg.yml', 'options/dpdd_dual/dpdnet_baseline.yml']
+
+
+def test_one_iteration_files_cover_each_network_and_loss():
+    nets = {_network_key(_load(p)) for p in ONE_ITERATION}
+    losses = {Path(p).stem.split('_', 1)[1] for p in ONE_ITERATION}
+    assert nets == set(make_options.NETWORK_NAMES) and losses == set(make_options.LOSSES)
+
+
+@pytest.mark.parametrize('relative', ONE_ITERATION)
+def test_one_training_iteration_through_basicsr_train(relative, trees, tmp_path):
+    import torchvision
+    opt = _load(relative)
+    if opt['train'].get('perceptual_opt', {}).get('type') == 'PerceptualLoss':
+        # BasicSR's VGG loss reads this file when present: random VGG-19 weights in torchvision's format
+        weights = tmp_path / 'experiments' / 'pretrained_models'
+        weights.mkdir(parents=True)
+        torch.save(torchvision.models.vgg19().state_dict(), weights / 'vgg19-dcbb9e9d.pth')
+    proc = run(['python', '-m', 'basicsr.train', '-opt', REPO / relative, '--force_yml', *_force(opt, trees)],
+               cwd=tmp_path, timeout=600)
+    log = '\n'.join(p.read_text() for p in (tmp_path / 'experiments' / opt['name']).glob('train_*.log'))
+    assert 'iter:       1' in log and 'End of training' in log, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert re.search(r'# psnr: [\d.]+', log)
+    assert (tmp_path / 'experiments' / opt['name'] / 'models' / 'net_g_1.pth').is_file()
