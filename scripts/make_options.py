@@ -310,6 +310,8 @@ def header(grid, net, loss, kind, ablation=None):
             lines.append(f'# The paper reports GoPro PSNR / SSIM / LPIPS / NIQE {_fmt(expected[:4])}, '
                          f'HIDE {_fmt(expected[4:])}')
     lines.append(f'# Recipe: {RECIPES[net]["source"]}; {GPU_NOTE}.')
+    tiny = ', '.join(f'{key}: {value}' for key, value in TINY_NETWORK[net].items())
+    lines.append(f'# Tests build this network tiny with the override network_g: {{{tiny}}}.')
     return '\n'.join(lines) + '\n'
 
 

@@ -70,10 +70,13 @@ def test_every_file_parses_with_basicsrs_option_parser(relative, tmp_path, monke
         assert f'{expected[0]:g}' in header and make_options.GRIDS[grid][3] in header
 
 
-def _tiny(opt):
-    """The file's network at a tiny width (TINY_NETWORK), its losses with random ViT weights."""
-    opt = copy.deepcopy(opt)
-    opt['network_g'].update(make_options.TINY_NETWORK[_network_key(opt)])
+def _tiny(relative):
+    """The file's options with its network at the tiny width its header names (TINY_NETWORK)."""
+    opt = _load(relative)
+    tiny = make_options.TINY_NETWORK[_network_key(opt)]
+    header = (REPO / relative).read_text().split('\nname:')[0]
+    assert 'network_g: {' + ', '.join(f'{k}: {v}' for k, v in tiny.items()) + '}' in header
+    opt['network_g'].update(tiny)
     return opt
 
 
@@ -106,7 +109,7 @@ def _rooted(dataset, root):
 
 @pytest.mark.parametrize('relative', TRAIN_FILES)
 def test_network_losses_and_data_of_every_training_file_build(relative, trees):
-    opt = _tiny(_load(relative))
+    opt = _tiny(relative)
     net = build_network(copy.deepcopy(opt['network_g']))
     channels = 6 if opt['datasets']['train'].get('mode') == 'dual_pixel' else 3
     assert net(torch.rand(1, channels, 32, 32)).shape == (1, 3, 32, 32)
