@@ -25,7 +25,7 @@ def test_all_fixes_apply_to_basicsr_1_4_2():
         pytest.skip(f'fix detection is checked against basicsr 1.4.2, found {basicsr.__version__}')
     assert set(compat.applied_fixes()) == {
         'registry_close_matches', 'distributed_backend', 'ddp_on_cpu', 'atomic_checkpoints', 'device_agnostic_resume',
-        'perceptual_l2_criterion', 'checkpoint_mismatch_hints'}
+        'perceptual_l2_criterion', 'checkpoint_mismatch_hints', 'paired_flip_key'}
 
 
 def test_functional_tensor_is_gone_and_basicsr_imports_anyway(tmp_path):
@@ -190,3 +190,34 @@ def test_perceptual_loss_l2_criterion_is_mse(monkeypatch):
     x, y = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     expected = torch.nn.functional.mse_loss(loss.vgg(x)['conv1_2'], loss.vgg(y)['conv1_2'])
     torch.testing.assert_close(loss(x, y)[0], expected)
+
+
+def _paired_tree(root):
+    import cv2
+    import numpy as np
+    for folder in ('lq', 'gt'):
+        (root / folder).mkdir(parents=True)
+        cv2.imwrite(str(root / folder / 'a.png'), np.full((32, 32, 3), 100, np.uint8))
+    return {'name': 'paired', 'phase': 'train', 'scale': 1, 'io_backend': {'type': 'disk'}, 'filename_tmpl': '{}',
+            'dataroot_lq': str(root / 'lq'), 'dataroot_gt': str(root / 'gt'), 'gt_size': 16}
+
+
+def test_paired_dataset_flip_key(tmp_path):
+    import copy
+    from basicsr.data.paired_image_dataset import PairedImageDataset
+    base = _paired_tree(tmp_path)
+
+    def opt(**changes):  # BasicSR pops io_backend's type: a fresh copy each time
+        return dict(copy.deepcopy(base), **changes)
+
+    # the problem: stock builds without use_hflip, then fails on the first sample with a bare KeyError
+    stock = PairedImageDataset.__new__(PairedImageDataset)
+    PairedImageDataset.__init__.__basicsr_original__(stock, opt())
+    with pytest.raises(KeyError, match='use_hflip'):
+        stock[0]
+    # fixed: reported when built, naming the option; NAFNet's use_flip is accepted
+    with pytest.raises(KeyError, match='needs datasets:train:use_hflip and datasets:train:use_rot'):
+        PairedImageDataset(opt())
+    dataset = PairedImageDataset(opt(use_flip=True, use_rot=False))
+    assert dataset.opt['use_hflip'] is True and dataset[0]['gt'].shape == (3, 16, 16)
+    assert PairedImageDataset(opt(phase='val'))[0]['gt'].shape == (3, 32, 32)  # validation needs neither

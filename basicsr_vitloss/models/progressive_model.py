@@ -139,3 +139,14 @@ class ProgressiveSRModel(SRModel):
 @MODEL_REGISTRY.register()
 class ImageCleanModel(ProgressiveSRModel):
     """Restormer's name for the same model, so that Restormer's YAML files run unchanged."""
+
+
+@MODEL_REGISTRY.register()
+class ImageRestorationModel(ProgressiveSRModel):
+    """NAFNet's name for the same model, so that NAFNet's YAML files run unchanged; as in NAFNet,
+    gradients are clipped (at 0.01) unless ``train: use_grad_clip: false``."""
+
+    def __init__(self, opt):
+        if opt.get('is_train') and opt.get('train') is not None:
+            opt['train'].setdefault('use_grad_clip', True)
+        super().__init__(opt)
