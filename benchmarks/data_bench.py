@@ -11,19 +11,18 @@ batch 8, after one warm-up batch). Writes benchmarks/results/data_bench.md and d
     python benchmarks/data_bench.py [--samples 96] [--repeats 3]
 """
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / 'results'
+from bench_results import write_results
+
 BATCH = 8
 
 
@@ -115,17 +114,14 @@ def main(argv=None):
 
     machine = {'python': sys.version.split()[0], 'torch': torch.__version__, 'opencv': cv2.__version__,
                'cpu_count': os.cpu_count(), 'platform': platform.platform()}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / 'data_bench.json').write_text(json.dumps({'machine': machine, 'args': vars(args), 'rows': rows},
-                                                        indent=2))
+    data = {'machine': machine, 'args': vars(args), 'rows': rows}
     lines = ['# Data-loading throughput', '',
              f"{machine['cpu_count']} CPU cores, torch {machine['torch']}, OpenCV {machine['opencv']}; "
              f'median of {args.repeats} passes of {args.samples} samples, DataLoader batch {BATCH}.', '',
              '| dataset | workers | samples/s | x baseline |', '|---|---:|---:|---:|']
     lines += [f"| {r['dataset']} | {r['workers']} | {r['samples_per_s']:.1f} | {r['ratio_to_baseline']:.2f} |"
               for r in rows]
-    (RESULTS / 'data_bench.md').write_text('\n'.join(lines) + '\n')
-    print('\n'.join(lines))
+    write_results('data_bench', data, lines)
     return 0
 
 

@@ -9,19 +9,18 @@ torchvision's format (the cost does not depend on the values).
     python benchmarks/metrics_bench.py [--repeats 3] [--size 1680 1120]
 """
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / 'results'
+from bench_results import write_results
+
 
 
 def timed(function, repeats):
@@ -74,17 +73,14 @@ def main(argv=None):
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     machine = {'python': sys.version.split()[0], 'torch': torch.__version__, 'cpu_count': os.cpu_count(),
                'lpips_device': device, 'platform': platform.platform()}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / 'metrics_bench.json').write_text(json.dumps({'machine': machine, 'args': vars(args), 'rows': rows},
-                                                           indent=2))
+    data = {'machine': machine, 'args': vars(args), 'rows': rows}
     lines = ['# Metric cost per image', '',
              f"{width}x{height} RGB, {machine['cpu_count']} CPU cores, torch {machine['torch']}, LPIPS on "
              f'{device}; median of {args.repeats} calls after a warm-up.', '',
              '| metric | seconds / image | x BasicSR PSNR | x BasicSR SSIM |', '|---|---:|---:|---:|']
     lines += [f"| {r['metric']} | {r['seconds']:.3f} | {r['x_psnr_baseline']:.1f} | {r['x_ssim_baseline']:.2f} |"
               for r in rows]
-    (RESULTS / 'metrics_bench.md').write_text('\n'.join(lines) + '\n')
-    print('\n'.join(lines))
+    write_results('metrics_bench', data, lines)
     return 0
 
 
