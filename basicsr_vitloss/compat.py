@@ -532,6 +532,41 @@ def paired_flip_key():
     PairedImageDataset.__init__ = _mark(__init__, original)
 
 
+# --------------------------------------------------------------------------- metrics
+NIQE_BLOCK = 96  # BasicSR's NIQE: statistics of non-overlapping 96x96 blocks
+
+
+def _niqe_needs_fix():
+    from basicsr.metrics import niqe
+    return _is_original(niqe.calculate_niqe) and 'at least two' not in _source(niqe.calculate_niqe)
+
+
+@compat_fix(_niqe_needs_fix)
+def niqe_small_images():
+    """BasicSR's NIQE fits a Gaussian to the features of 96x96 blocks: an image with fewer than two
+    blocks fails deep inside (``SVD did not converge``, or a NumPy warning and NaN). Say so up front,
+    with the image size and what is needed."""
+    from basicsr.metrics import niqe
+    from basicsr.utils.registry import METRIC_REGISTRY
+    original = niqe.calculate_niqe
+
+    def calculate_niqe(img, crop_border, input_order='HWC', convert_to='y', **kwargs):
+        height, width = (img.shape[1:3] if input_order == 'CHW' and img.ndim == 3 else img.shape[:2])
+        height, width = height - 2 * crop_border, width - 2 * crop_border
+        if (height // NIQE_BLOCK) * (width // NIQE_BLOCK) < 2:
+            raise ValueError(f'NIQE needs at least two {NIQE_BLOCK}x{NIQE_BLOCK} blocks; this image is '
+                             f'{height}x{width} after crop_border {crop_border}. Use images of at least '
+                             f'{NIQE_BLOCK}x{2 * NIQE_BLOCK} (e.g. a larger val gt_size) or drop NIQE here.')
+        return original(img, crop_border, input_order=input_order, convert_to=convert_to, **kwargs)
+
+    calculate_niqe.__doc__ = original.__doc__
+    _mark(calculate_niqe, original)
+    niqe.calculate_niqe = calculate_niqe
+    import basicsr.metrics
+    basicsr.metrics.calculate_niqe = calculate_niqe
+    METRIC_REGISTRY._obj_map['calculate_niqe'] = calculate_niqe
+
+
 # --------------------------------------------------------------------------- entry
 def apply_all():
     """Apply every fix whose problem is present; idempotent."""

@@ -25,7 +25,7 @@ def test_all_fixes_apply_to_basicsr_1_4_2():
         pytest.skip(f'fix detection is checked against basicsr 1.4.2, found {basicsr.__version__}')
     assert set(compat.applied_fixes()) == {
         'registry_close_matches', 'distributed_backend', 'ddp_on_cpu', 'atomic_checkpoints', 'device_agnostic_resume',
-        'perceptual_l2_criterion', 'checkpoint_mismatch_hints', 'paired_flip_key'}
+        'perceptual_l2_criterion', 'checkpoint_mismatch_hints', 'paired_flip_key', 'niqe_small_images'}
 
 
 def test_functional_tensor_is_gone_and_basicsr_imports_anyway(tmp_path):
@@ -221,3 +221,25 @@ def test_paired_dataset_flip_key(tmp_path):
     dataset = PairedImageDataset(opt(use_flip=True, use_rot=False))
     assert dataset.opt['use_hflip'] is True and dataset[0]['gt'].shape == (3, 16, 16)
     assert PairedImageDataset(opt(phase='val'))[0]['gt'].shape == (3, 32, 32)  # validation needs neither
+
+
+def test_niqe_on_too_small_images_says_what_is_needed():
+    import warnings
+    import numpy as np
+    from basicsr.metrics import calculate_metric
+    from basicsr.metrics.niqe import calculate_niqe
+    small = (np.random.default_rng(0).random((96, 120, 3)) * 255).astype(np.uint8)
+    # the problem: stock NIQE on a single 96x96 block fails deep inside or returns NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        try:
+            value = calculate_niqe.__basicsr_original__(small, 0)
+            assert not np.isfinite(value)
+        except np.linalg.LinAlgError:
+            pass
+    with pytest.raises(ValueError, match=r'NIQE needs at least two 96x96 blocks; this image is 96x120'):
+        calculate_metric({'img': small}, {'type': 'calculate_niqe', 'crop_border': 0})
+    with pytest.raises(ValueError, match=r'this image is 188x188 after crop_border 4'):
+        calculate_niqe(np.zeros((196, 196, 3), np.uint8), 4)
+    wide = (np.random.default_rng(1).random((96, 192, 3)) * 255).astype(np.uint8)
+    assert np.isfinite(calculate_niqe(wide, 0))
