@@ -186,3 +186,41 @@ def test_one_training_iteration_through_basicsr_train(relative, trees, tmp_path)
     assert 'iter:       1' in log and 'End of training' in log, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert re.search(r'# psnr: [\d.]+', log)
     assert (tmp_path / 'experiments' / opt['name'] / 'models' / 'net_g_1.pth').is_file()
+
+
+def test_train_test_evaluate_commands_of_a_row_work_together(trees, tmp_path):
+    """The README's three commands for one row, on tiny data: the names basicsr.test gives its
+    16-bit results pair with the ground truth in scripts/evaluate.py, and the report has the groups."""
+    import numpy as np
+    import torchvision
+    relative = 'options/dpdd_dual/dpdnet_baseline.yml'
+    opt = _load(relative)
+    run(['python', '-m', 'basicsr.train', '-opt', REPO / relative, '--force_yml', *_force(opt, trees)],
+        cwd=tmp_path, timeout=600)
+    test_relative = relative.replace('options/', 'options/test/')
+    test_opt = _load(test_relative)
+    weights = tmp_path / 'weights'
+    weights.mkdir()
+    torch.save(torchvision.models.alexnet().state_dict(), weights / 'alexnet-owt-7be5be79.pth')
+    test_root = tmp_path / 'test_data'
+    make_dpdd_tree(test_root / 'DPDD', layout='official', split='test', scenes=3, size=(96, 192))  # NIQE: 2 blocks
+    overrides = ['num_gpu=0', 'val:tile:size=64', 'val:tile:overlap=8', f'datasets:test_1:dataroot={test_root / "DPDD"}',
+                 f'val:metrics:lpips:weights_dir={weights}']
+    overrides += [f'network_g:{k}={v}' for k, v in make_options.TINY_NETWORK['dpdnet'].items()]
+    run(['python', '-m', 'basicsr.test', '-opt', REPO / test_relative, '--force_yml', *overrides], cwd=tmp_path)
+    results = tmp_path / 'results' / test_opt['name'] / 'visualization' / 'DPDD_test'
+    assert len(list(results.glob('*.png'))) == 3
+    labels = tmp_path / 'labels'
+    labels.mkdir()
+    np.save(labels / 'indoor_labels.npy', np.array([1, 3]))
+    np.save(labels / 'outdoor_labels.npy', np.array([2]))
+    out = tmp_path / 'reports' / 'row'
+    evaluate = load_script('evaluate')
+    assert evaluate.main(['run', '--restored', str(results), '--gt', str(test_root / 'DPDD' / 'test_c' / 'target'),
+                          '--labels', str(labels), '--method', 'DPDNet', '--loss', 'baseline', '--dataset', 'DPDD',
+                          '--lpips-weights', str(weights), '--out', str(out)]) == 0
+    report = (out / 'results.md').read_text()
+    assert 'Indoor' in report and 'Outdoor' in report and 'Combined' in report
+    import json
+    groups = json.loads((out / 'results.json').read_text())['groups']
+    assert all(np.isfinite(groups['Combined'][m]) for m in ('psnr', 'ssim', 'mae', 'lpips', 'niqe'))
