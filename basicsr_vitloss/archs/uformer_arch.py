@@ -37,10 +37,11 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.init import trunc_normal_
 from torch.utils import checkpoint as torch_checkpoint
+from torchvision.ops import StochasticDepth
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from timm.layers import DropPath, to_2tuple, trunc_normal_
 
 from .arch_util import pad_to_multiple
 
@@ -227,9 +228,9 @@ class LeWinTransformerBlock(nn.Module):
         else:
             self.cross_modulator = None
         self.norm1 = norm_layer(dim)
-        self.attn = WindowAttention(dim, to_2tuple(self.win_size), num_heads, token_projection=token_projection,
+        self.attn = WindowAttention(dim, (self.win_size, self.win_size), num_heads, token_projection=token_projection,
                                     qkv_bias=qkv_bias, qk_scale=qk_scale, attn_drop=attn_drop, proj_drop=drop)
-        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.drop_path = StochasticDepth(drop_path, 'row') if drop_path > 0. else nn.Identity()  # = timm's DropPath
         self.norm2 = norm_layer(dim)
         hidden = int(dim * mlp_ratio)
         if token_mlp in ('ffn', 'mlp'):
