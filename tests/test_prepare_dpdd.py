@@ -151,7 +151,9 @@ def test_discards_the_least_sharp_patches(prepared):
 
 
 def _check_crops_exact(dpdd, out, manifest, dtype):
+    """Compare every kept crop of every view with its source slice; returns how many were compared."""
     sources = {}
+    compared = 0
     for p in manifest['patches']:
         if not p['kept']:
             continue
@@ -162,11 +164,14 @@ def _check_crops_exact(dpdd, out, manifest, dtype):
             crop = cv2.imread(str(out / 'train' / folder / f'{p["scene"]}_{p["k"]}.png'), cv2.IMREAD_UNCHANGED)
             assert crop.dtype == dtype
             np.testing.assert_array_equal(crop, sources[key][p['y']:p['y'] + PATCH, p['x']:p['x'] + PATCH])
+            compared += 1
+    return compared
 
 
 def test_crops_are_exact_16bit_slices(prepared):
     dpdd, out, manifest = prepared
-    _check_crops_exact(dpdd, out, manifest, np.uint16)
+    kept = sum(p['kept'] for p in manifest['patches'])
+    assert _check_crops_exact(dpdd, out, manifest, np.uint16) == 4 * kept > 0
 
 
 def test_rerun_writes_nothing_and_other_settings_refuse(tmp_path, capsys):
@@ -238,7 +243,7 @@ def test_8bit_input(tmp_path):
     assert prepare_dpdd.main(_argv(dpdd, out)) == 0
     manifest = json.loads((out / 'train' / 'manifest.json').read_text())
     assert FLAT <= {(p['scene'], p['k']) for p in manifest['patches'] if not p['kept']}
-    _check_crops_exact(dpdd, out, manifest, np.uint8)
+    assert _check_crops_exact(dpdd, out, manifest, np.uint8) == 4 * sum(p['kept'] for p in manifest['patches']) > 0
 
 
 def test_worker_processes_give_the_same_patches(prepared, tmp_path):
