@@ -534,6 +534,12 @@ def paired_flip_key():
 
 # --------------------------------------------------------------------------- metrics
 NIQE_BLOCK = 96  # BasicSR's NIQE: statistics of non-overlapping 96x96 blocks
+NIQE_MIN_BLOCKS = 2  # one block has no covariance (the fit fails), smaller images have none
+
+
+def niqe_defined(height, width):
+    """Whether BasicSR's NIQE is defined on an image of ``height`` x ``width`` (after border crop)."""
+    return (height // NIQE_BLOCK) * (width // NIQE_BLOCK) >= NIQE_MIN_BLOCKS
 
 
 def _niqe_needs_fix():
@@ -553,7 +559,7 @@ def niqe_small_images():
     def calculate_niqe(img, crop_border, input_order='HWC', convert_to='y', **kwargs):
         height, width = (img.shape[1:3] if input_order == 'CHW' and img.ndim == 3 else img.shape[:2])
         height, width = height - 2 * crop_border, width - 2 * crop_border
-        if (height // NIQE_BLOCK) * (width // NIQE_BLOCK) < 2:
+        if not niqe_defined(height, width):
             raise ValueError(f'NIQE needs at least two {NIQE_BLOCK}x{NIQE_BLOCK} blocks; this image is '
                              f'{height}x{width} after crop_border {crop_border}. Use images of at least '
                              f'{NIQE_BLOCK}x{2 * NIQE_BLOCK} (e.g. a larger val gt_size) or drop NIQE here.')

@@ -62,6 +62,7 @@ import sys
 
 import numpy as np
 
+from basicsr_vitloss.compat import NIQE_BLOCK, NIQE_MIN_BLOCKS, niqe_defined
 from basicsr_vitloss.data.dpdd_files import IMAGE_EXTENSIONS, list_images, natural_key
 
 METRICS = ('psnr', 'ssim', 'mae', 'lpips', 'niqe')
@@ -69,8 +70,6 @@ HIGHER_IS_BETTER = {'psnr': True, 'ssim': True, 'mae': False, 'lpips': False, 'n
 DECIMALS = {'psnr': 2, 'ssim': 3, 'mae': 3, 'lpips': 3, 'niqe': 3}
 TITLES = {'psnr': 'PSNR', 'ssim': 'SSIM', 'mae': 'MAE', 'lpips': 'LPIPS', 'niqe': 'NIQE'}
 COMBINED = 'Combined'
-NIQE_BLOCK = 96  # BasicSR's NIQE fits a Gaussian to the features of non-overlapping 96x96 blocks:
-NIQE_MIN_BLOCKS = 2  # one block has no covariance (the fit fails), smaller images have none
 CSV_COLUMNS = ('name', 'restored', 'gt', 'category') + METRICS + (
     'restored_bytes', 'restored_mtime_ns', 'gt_bytes', 'gt_mtime_ns')
 KEY_COLUMNS = CSV_COLUMNS[-4:]
@@ -256,7 +255,7 @@ def compute_metrics(restored, gt, metrics, lpips_weights=None):
         values['lpips'] = float(lpips_metric.calculate_lpips(restored, gt, net='alex', weights_dir=lpips_weights))
     if 'niqe' in metrics:
         height, width = restored.shape[:2]
-        if (height // NIQE_BLOCK) * (width // NIQE_BLOCK) < NIQE_MIN_BLOCKS:
+        if not niqe_defined(height, width):
             values['niqe'] = math.nan
         else:
             values['niqe'] = float(niqe_module.calculate_niqe(to_uint8(restored), 0, input_order='HWC',

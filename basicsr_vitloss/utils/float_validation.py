@@ -66,12 +66,15 @@ def float_validation(model, dataloader, current_iter, tb_logger, save_img):
         del model.output
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        eight_bit = {key: (np.clip(img, 0, 1) * 255.0).round().astype(np.uint8) for key, img in images.items()}
+        # 8-bit copies only where something uses them: BasicSR's metrics, or 8-bit result images
+        eight_bit = None
+        if not all(takes_float.values()) or (save_img and not val_opt.get('save_16bit')):
+            eight_bit = {key: (img * 255.0).round().astype(np.uint8) for key, img in images.items()}
 
         if save_img:
             path = _result_path(model, img_name, dataset_name, current_iter)
             if val_opt.get('save_16bit'):
-                imwrite((np.clip(images['img'], 0, 1) * 65535.0).round().astype(np.uint16), path)
+                imwrite((images['img'] * 65535.0).round().astype(np.uint16), path)
             else:
                 imwrite(eight_bit['img'], path)
         for name, opt in metrics.items():
