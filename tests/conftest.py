@@ -128,20 +128,38 @@ def dpdd_scene(height, width, seed, bits=16):
     return {'gt': base, 'lqL': base.copy(), 'lqR': (peak - base).astype(dtype), 'lqC': base // 2}
 
 
+def dpdd_release_names(split='train', scenes=3):
+    """[(source, target)] of ``scenes`` real DPDD pairs of ``split``, spread over the release's file
+    list (tests/data/dpdd_file_lists.json, from DPDNet's published file lists): every target has its
+    own capture number, never its source's name."""
+    import json
+    lists = json.loads((REPO / 'tests' / 'data' / 'dpdd_file_lists.json').read_text())[split]
+    count = len(lists['src'])
+    picks = sorted({round(i * (count - 1) / max(scenes - 1, 1)) for i in range(scenes)}) if scenes > 1 else [0]
+    return [(lists['src'][i], lists['trg'][i]) for i in picks]
+
+
 def make_dpdd_tree(root, layout='official', split='train', scenes=3, size=(40, 56), bits=16):
-    """Write a fake DPDD tree (official release layout or per-view crop folders) of ``scenes`` scenes
-    of ``size`` (H, W); returns {view: folder}."""
+    """Write a fake DPDD tree of ``scenes`` scenes of ``size`` (H, W) with the release's real names;
+    returns {view: folder}.
+
+    ``official``: the release layout and names (``<split>_l/source/<src>_L.png``, ...,
+    ``<split>_c/target/<trg>.png``, targets named by their own capture numbers). ``crops``: per-view
+    folders as ``scripts/prepare_dpdd.py`` writes them (``<src>_0.png`` in every folder)."""
     import cv2
     folders = {}
     for view, (official, suffix, crops) in DPDD_VIEWS.items():
         folder = Path(root) / (official.format(split=split) if layout == 'official' else f'{split}/{crops}')
         folder.mkdir(parents=True, exist_ok=True)
         folders[view] = str(folder)
-    for index in range(scenes):
+    for index, (source, target) in enumerate(dpdd_release_names(split, scenes)):
         views = dpdd_scene(*size, seed=index, bits=bits)
         for view, array in views.items():
-            suffix = DPDD_VIEWS[view][1] if layout == 'official' else ''
-            cv2.imwrite(str(Path(folders[view]) / f'scene{index:03d}{suffix}.png'), array[..., ::-1])
+            if layout == 'official':
+                name = (target if view == 'gt' else source) + DPDD_VIEWS[view][1]
+            else:
+                name = f'{source}_0'
+            cv2.imwrite(str(Path(folders[view]) / f'{name}.png'), array[..., ::-1])
     return folders
 
 

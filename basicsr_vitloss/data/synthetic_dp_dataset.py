@@ -13,6 +13,7 @@ from torch.utils import data
 
 from basicsr.utils.registry import DATASET_REGISTRY
 from basicsr_vitloss.data.dpdd_dataset import MODE_VIEWS, dual_pixel_sample, parse_augmentation_options
+from basicsr_vitloss.data.dpdd_files import Scene
 from basicsr_vitloss.data.dual_pixel_defocus import render_dual_pixel
 from basicsr_vitloss.data.sample_photographs import PHOTOGRAPHS, load_disparity, load_photograph
 from basicsr_vitloss.data.view_transforms import apply_augmentation, draw_augmentation
@@ -130,4 +131,4 @@ class SyntheticDualPixelDataset(data.Dataset):
                                        swap_mirrored=self.swap_views)
         stem = f'synthetic_dp/{scene["photograph"]}_{index:05d}'
         paths = {'lqL': f'{stem}_L.png', 'lqR': f'{stem}_R.png', 'lqC': f'{stem}_C.png', 'gt': f'{stem}.png'}
-        return dual_pixel_sample(views, self.mode, paths)
+        return dual_pixel_sample(views, self.mode, Scene(stem.split('/')[-1], paths))
