@@ -106,7 +106,8 @@ def test_sample_format_matches_dpdd_dataset(mode, channels):
     for key in ('lq', 'gt'):
         assert sample[key].dtype == torch.float32 and 0 <= sample[key].min() and sample[key].max() <= 1
     assert sample['gt_path'].endswith('_00001.png')
-    assert sample['lq_path'].endswith('_L.png' if mode == 'dual_pixel' else '_C.png')
+    assert sample['lq_path'].endswith('_00001.png')  # named after the scene, as DPDDDataset's
+    assert sample['lqL_path'].endswith('_00001_L.png') and sample['lqC_path'].endswith('_00001_C.png')
 
 
 def test_modes_share_the_scene():
