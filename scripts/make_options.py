@@ -114,16 +114,30 @@ PATH = {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}
 LOGGER = {'print_freq': 200, 'save_checkpoint_freq': 5000, 'use_tb_logger': True,
           'wandb': {'project': None, 'resume_id': None}}
 DIST = {'backend': 'nccl', 'port': 29500}
-TILE = {'size': 512, 'overlap': 32}  # full-size validation / test images are restored tile by tile
+#: validation during training is tiled for speed (approximate for Restormer / Uformer, whose attention
+#: spans the image); test files restore whole images, as the official DPDD and GoPro tests do
+TILE = {'size': 512, 'overlap': 32}
 VAL_METRICS = {  # during training: the cheap ones, on floats
     'psnr': {'type': 'calculate_psnr_float'},
     'ssim': {'type': 'calculate_ssim_float'},
     'mae': {'type': 'calculate_mae', 'better': 'lower'},
 }
-TEST_METRICS = dict(VAL_METRICS, **{
+NO_REFERENCE_METRICS = {
     'lpips': {'type': 'calculate_lpips', 'net': 'alex', 'better': 'lower'},
     'niqe': {'type': 'calculate_niqe', 'crop_border': 0, 'better': 'lower'},
-})
+}
+#: DPDD (Tabs. I, II): on floats of the 16-bit images, as Restormer's DPDD evaluation
+TEST_METRICS = dict(VAL_METRICS, **NO_REFERENCE_METRICS)
+#: GoPro / HIDE (Tab. III): the MATLAB evaluation (evaluate_GOPRO_HIDE.m) on 8-bit RGB: psnr and 3-D ssim
+TEST_METRICS_MOTION = {
+    'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False},
+    'ssim': {'type': 'calculate_ssim_matlab', 'crop_border': 0},
+    **NO_REFERENCE_METRICS,
+}
+#: the paper's single-image DPDD input: "the average of the two views" (Sec. IV-A1)
+SINGLE_INPUT = 'average'
+#: the plugin's default: a horizontal flip exchanges the left and right views (Restormer's code does not)
+SWAP_VIEWS_ON_HFLIP = True
 VIT = {'backbone': 'mae', 'pretrained': True, 'layers': 5, 'feature': 'token', 'mask_ratio': 0.5}
 LOSS_TERMS = {
     'baseline': None,
@@ -162,8 +176,8 @@ TINY_NETWORK = {
     'nafnet': {'width': 8, 'enc_blk_nums': [1, 1, 1, 1], 'dec_blk_nums': [1, 1, 1, 1]},
 }
 
-# DPDD training patches from scripts/prepare_dpdd.py: 350 scenes x 28 windows x 70% kept = 6860
-DPDD_TRAIN_PATCHES = 6860
+# DPDD training patches from scripts/prepare_dpdd.py (official rule): 350 scenes x (28 - 8 dropped) = 7000
+DPDD_TRAIN_PATCHES = 7000
 GOPRO_TRAIN_IMAGES = 2103
 
 RECIPES = {
@@ -222,13 +236,18 @@ def augmentation(kind):
     return {'use_hflip': on, 'use_rot': on}
 
 
+def dpdd_input(mode):
+    """The DPDD dataset keys that choose the input (single-image: the paper's average of the views)."""
+    return {'mode': mode, **({'single_input': SINGLE_INPUT} if mode == 'single' else {})}
+
+
 def train_dataset(data, mode, recipe):
     if data == 'dpdd':
-        folders = ({'dataroot_lqL': 'datasets/DPDD_crops/train/inputL_crops',
-                    'dataroot_lqR': 'datasets/DPDD_crops/train/inputR_crops'} if mode == 'dual_pixel'
-                   else {'dataroot_lqC': 'datasets/DPDD_crops/train/inputC_crops'})
-        dataset = {'name': 'DPDD_train', 'type': 'DPDDDataset', 'mode': mode, **folders,
-                   'dataroot_gt': 'datasets/DPDD_crops/train/target_crops'}
+        views = ('L', 'R') if mode == 'dual_pixel' or SINGLE_INPUT == 'average' else ('C',)
+        folders = {f'dataroot_lq{v}': f'datasets/DPDD_crops/train/input{v}_crops' for v in views}
+        dataset = {'name': 'DPDD_train', 'type': 'DPDDDataset', **dpdd_input(mode), **folders,
+                   'dataroot_gt': 'datasets/DPDD_crops/train/target_crops', 'pairing': 'auto',
+                   'swap_views_on_hflip': SWAP_VIEWS_ON_HFLIP}
     else:
         dataset = {'name': 'GoPro_train', 'type': 'PairedImageDataset',
                    'dataroot_gt': 'datasets/GoPro/train/target_crops', 'dataroot_lq': 'datasets/GoPro/train/input_crops',
@@ -239,10 +258,10 @@ def train_dataset(data, mode, recipe):
 
 
 def eval_dataset(data, mode, split):
-    """Validation / test data: whole images (restored tile by tile)."""
+    """Validation / test data: whole images of the release (targets paired by checked position)."""
     if data == 'dpdd':
-        return {'name': f'DPDD_{split}', 'type': 'DPDDDataset', 'mode': mode, 'dataroot': 'datasets/DPDD',
-                'split': split, 'io_backend': {'type': 'disk'}}
+        return {'name': f'DPDD_{split}', 'type': 'DPDDDataset', **dpdd_input(mode), 'dataroot': 'datasets/DPDD',
+                'split': split, 'pairing': 'auto', 'io_backend': {'type': 'disk'}}
     name = 'GoPro' if split in ('val', 'test') else 'HIDE'
     root = 'datasets/GoPro/test' if name == 'GoPro' else 'datasets/HIDE/test'
     return {'name': f'{name}_test', 'type': 'PairedImageDataset', 'dataroot_gt': f'{root}/target',
@@ -270,8 +289,8 @@ def train_options(grid, net, loss, name=None, vit_change=None):
 
 
 def test_options(grid, net, loss):
-    """The test options of one experiment: its latest checkpoint on the test set(s), all five metrics,
-    16-bit results for scripts/evaluate.py."""
+    """The test options of one experiment: its latest checkpoint on the test set(s), whole images, all
+    five metrics (Table III's MATLAB variants for GoPro / HIDE), 16-bit DPDD results for evaluate.py."""
     data, mode, _, _ = GRIDS[grid]
     in_channels = 6 if mode == 'dual_pixel' else 3
     datasets = ({'test_1': eval_dataset(data, mode, 'test')} if data == 'dpdd'
@@ -280,8 +299,8 @@ def test_options(grid, net, loss):
             'network_g': network_g(net, in_channels, data),
             'path': {'pretrain_network_g': f'experiments/{grid}_{net}_{loss}/models/net_g_latest.pth',
                      'param_key_g': 'params', 'strict_load_g': True},
-            'val': {'save_img': True, 'save_16bit': True, 'suffix': None, 'tile': dict(TILE),
-                    'metrics': copy.deepcopy(TEST_METRICS)},
+            'val': {'save_img': True, 'save_16bit': data == 'dpdd', 'suffix': None,
+                    'metrics': copy.deepcopy(TEST_METRICS if data == 'dpdd' else TEST_METRICS_MOTION)},
             'dist_params': dict(DIST)}
 
 
@@ -310,6 +329,21 @@ def header(grid, net, loss, kind, ablation=None):
             lines.append(f'# The paper reports GoPro PSNR / SSIM / LPIPS / NIQE {_fmt(expected[:4])}, '
                          f'HIDE {_fmt(expected[4:])}')
     lines.append(f'# Recipe: {RECIPES[net]["source"]}; {GPU_NOTE}.')
+    if data == 'dpdd':
+        swap = ('on (swap_views_on_hflip: true, the plugin\'s default; Restormer\'s code keeps the views)'
+                if SWAP_VIEWS_ON_HFLIP else 'off (as Restormer\'s code)')
+        lines.append(f'# Left/right views on horizontal flips: {swap}; targets pair with sources by checked '
+                     f'sorted position (pairing: auto).')
+        if mode == 'single':
+            lines.append('# Single-image input: single_input: average (the paper: the average of the two views); '
+                         "Restormer's recipe reads the combined view (single_input: combined).")
+    if kind == 'test':
+        lines.append('# Test: whole images, as the official tests. Tiling is opt-in (val: tile: {size: 512, '
+                     'overlap: 32}) and changes Restormer\'s and Uformer\'s outputs everywhere (their attention '
+                     'spans the image).')
+    else:
+        lines.append('# Validation during training is tiled (512, overlap 32) for speed: approximate for Restormer '
+                     'and Uformer; the test file restores whole images.')
     tiny = ', '.join(f'{key}: {value}' for key, value in TINY_NETWORK[net].items())
     lines.append(f'# Tests build this network tiny with the override network_g: {{{tiny}}}.')
     return '\n'.join(lines) + '\n'
@@ -346,7 +380,8 @@ def generate():
                 head = header(grid, net, loss, 'train')
                 runs = commands(grid, net, loss, train_file, test_file)
                 files[train_file] = head + runs + dump(train_options(grid, net, loss))
-                files[test_file] = head + runs + dump(test_options(grid, net, loss))
+                test_head = header(grid, net, loss, 'test')
+                files[test_file] = test_head + runs + dump(test_options(grid, net, loss))
     headline, grid, net, loss = HEADLINE
     files[f'options/{headline}'] = files[f'options/{grid}/{net}_{loss}.yml']
     for key, values in ABLATIONS.items():

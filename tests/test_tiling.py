@@ -70,3 +70,27 @@ def test_validation_takes_the_tiled_path(tmp_path):
         'val:val_freq': 2, 'logger:save_checkpoint_freq': 2, 'val:tile': {'size': 16, 'overlap': 16}})
     proc = run(['python', '-m', 'basicsr.train', '-opt', 'bad.yml'], cwd=tmp_path, check=False)
     assert proc.returncode != 0 and 'val: tile: needs size >= 1 and 0 <= overlap < size' in proc.stderr
+
+
+def _tiny(network):
+    torch.manual_seed(0)
+    net = build_network(network).eval()
+    for p in net.parameters():
+        nn.init.normal_(p, std=0.1)
+    return net
+
+
+@pytest.mark.parametrize('network', [
+    {'type': 'Restormer', 'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1, 'heads': [1, 1, 1, 1]},
+    {'type': 'Uformer', 'embed_dim': 8, 'depths': [1] * 9, 'num_heads': [1] * 9, 'win_size': 4, 'img_size': 64},
+], ids=lambda n: n['type'])
+def test_tiles_change_image_wide_networks_far_from_every_seam(network):
+    """Restormer's channel attention sees the whole input and Uformer's windows move with the tile: a
+    tile's centre differs from the whole-image output (why the test options run whole images)."""
+    net = _tiny(network)
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        full = net(x)
+        tiled = tiled_forward(net, x, 96, overlap=64)  # tile centres are >= 16 px from any seam
+    centre = (slice(None), slice(None), slice(40, 56), slice(40, 56))
+    assert (tiled[centre] - full[centre]).abs().max() > 1e-4

@@ -26,8 +26,10 @@ def _ramp(size, overlap, device):
 def tiled_forward(net, x, size, overlap=32):
     """``net(x)`` computed tile by tile. ``size``: tile side (int or (h, w)); ``overlap``: pixels
     shared by neighbouring tiles (0 <= overlap < size). Works for any output scale and channel
-    count (read from the first tile's output). Pixels farther than the network's receptive field
-    from every tile border get exactly the untiled value; near seams the blend of the tiles' values."""
+    count (read from the first tile's output). For a convolutional network, pixels farther than its
+    receptive field from every tile border get the untiled value; near seams the blend of the tiles'
+    values. Networks with image-wide operations (Restormer's channel attention, Uformer's window grid)
+    give other values everywhere: tile only what does not fit whole."""
     size_h, size_w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     overlap = int(overlap)
     if min(size_h, size_w) < 1 or not 0 <= overlap < min(size_h, size_w):
