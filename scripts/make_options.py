@@ -24,10 +24,11 @@ import yaml
 GRIDS = {  # name -> (data, input mode, networks, paper table)
     'dpdd_dual': ('dpdd', 'dual_pixel', ('dpdnet', 'uformer', 'restormer', 'nafnet'), 'Table I'),
     'dpdd_single': ('dpdd', 'single', ('dpdnet', 'uformer', 'restormer', 'nafnet'), 'Table II'),
-    'gopro': ('gopro', 'single', ('uformer', 'restormer', 'nafnet'), 'Table III'),
+    'gopro': ('gopro', 'single', ('mprnet', 'uformer', 'restormer', 'nafnet'), 'Table III'),
 }
 LOSSES = ('baseline', 'vgg', 'local', 'global')
-NETWORK_NAMES = {'dpdnet': 'DPDNet', 'uformer': 'Uformer', 'restormer': 'Restormer', 'nafnet': 'NAFNet'}
+NETWORK_NAMES = {'dpdnet': 'DPDNet', 'mprnet': 'MPRNet', 'uformer': 'Uformer', 'restormer': 'Restormer',
+                 'nafnet': 'NAFNet'}
 LOSS_NAMES = {'baseline': '-', 'vgg': '+vgg', 'local': '+local', 'global': '+global'}
 #: the paper's ablations (Tables IV, V, Fig. 8): DPDNet + local loss on dual-pixel DPDD, one change each
 ABLATIONS = {'backbone': ('mae', 'dino', 'vit'), 'feature': ('token', 'query', 'key', 'value'),
@@ -77,6 +78,10 @@ PAPER = {
         ('nafnet', 'global'): (25.42, 0.7887, 0.0395, 0.1187, 4.6875),
     },
     'gopro': {  # GoPro PSNR SSIM LPIPS NIQE, HIDE PSNR SSIM LPIPS NIQE
+        ('mprnet', 'baseline'): (28.55, 0.9111, 0.1343, 5.4627, 27.25, 0.8847, 0.1425, 4.9244),
+        ('mprnet', 'vgg'): (28.15, 0.9040, 0.0876, 4.7615, 27.09, 0.8792, 0.1073, 4.1345),
+        ('mprnet', 'local'): (28.47, 0.9093, 0.1102, 4.9845, 27.12, 0.8818, 0.1250, 4.3741),
+        ('mprnet', 'global'): (28.48, 0.9093, 0.1145, 5.1228, 27.18, 0.8824, 0.1282, 4.6510),
         ('uformer', 'baseline'): (30.21, 0.9343, 0.1135, 5.5583, 28.48, 0.9079, 0.1296, 4.9227),
         ('uformer', 'vgg'): (29.72, 0.9197, 0.0694, 5.9382, 28.09, 0.8820, 0.0920, 5.7450),
         ('uformer', 'local'): (30.21, 0.9311, 0.0652, 4.3113, 28.54, 0.9009, 0.0865, 3.8116),
@@ -159,6 +164,9 @@ def network_g(net, in_channels, data):
                     'token_mlp': 'leff', 'modulator': True, 'depths': [1, 2, 8, 8, 2, 8, 8, 2, 1]}
         return {'type': 'Uformer', 'img_size': 256, 'embed_dim': 16, 'win_size': 8, 'token_projection': 'linear',
                 'token_mlp': 'leff', 'modulator': True, 'dd_in': in_channels}  # Uformer-T, as the paper
+    if net == 'mprnet':  # the official GoPro model (constructor defaults)
+        return {'type': 'MPRNet', 'in_c': in_channels, 'out_c': 3, 'n_feat': 96, 'scale_unetfeats': 48,
+                'scale_orsnetfeats': 32, 'num_cab': 8, 'kernel_size': 3, 'reduction': 4, 'bias': False}
     if net == 'restormer':
         return {'type': 'Restormer', 'inp_channels': in_channels, 'out_channels': 3, 'dim': 48,
                 'num_blocks': [4, 6, 6, 8], 'num_refinement_blocks': 4, 'heads': [1, 2, 4, 8],
@@ -171,6 +179,7 @@ def network_g(net, in_channels, data):
 #: tiny versions of each network for tests (tests/test_options.py applies them as overrides)
 TINY_NETWORK = {
     'dpdnet': {'base_channels': 4},
+    'mprnet': {'n_feat': 8, 'scale_unetfeats': 4, 'scale_orsnetfeats': 4, 'num_cab': 1},
     'uformer': {'embed_dim': 8, 'depths': [1] * 9, 'img_size': 64},
     'restormer': {'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1, 'heads': [1, 1, 1, 1]},
     'nafnet': {'width': 8, 'enc_blk_nums': [1, 1, 1, 1], 'dec_blk_nums': [1, 1, 1, 1]},
@@ -181,6 +190,22 @@ DPDD_TRAIN_PATCHES = 7000
 GOPRO_TRAIN_IMAGES = 2103
 
 RECIPES = {
+    'mprnet': {
+        'source': ("MPRNet's official Deblurring recipe (training.yml / train.py: batch 16, 256 patches, Adam 2e-4, "
+                   f'3 warm-up epochs then cosine to 1e-6 over 3000 epochs of {GOPRO_TRAIN_IMAGES} // 16 = '
+                   f'{GOPRO_TRAIN_IMAGES // 16} iterations; Charbonnier + 0.05 x edge loss on every stage)'),
+        'model_type': 'MultiStageModel',
+        'data': {'gt_size': 256, 'batch_size_per_gpu': 16, 'num_worker_per_gpu': 8},
+        'augment': 'all',
+        'train': {'total_iter': 3000 * (GOPRO_TRAIN_IMAGES // 16), 'warmup_iter': 3 * (GOPRO_TRAIN_IMAGES // 16),
+                  'use_grad_clip': False,
+                  'optim_g': {'type': 'Adam', 'lr': 2.0e-4, 'weight_decay': 0, 'betas': [0.9, 0.999], 'eps': 1.0e-8},
+                  'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [3000 * (GOPRO_TRAIN_IMAGES // 16)],
+                                'restart_weights': [1], 'eta_min': 1.0e-6},
+                  # MPRNet: sqrt(d^2 + (1e-3)^2); BasicSR adds eps unsquared, so eps = 1e-6
+                  'pixel_opt': {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean', 'eps': 1.0e-6},
+                  'edge_opt': {'type': 'EdgeLoss', 'loss_weight': 0.05, 'eps': 1.0e-3, 'reduction': 'mean'}},
+    },
     'restormer': {
         'source': "Restormer's official options (Defocus_Deblurring / Motion_Deblurring, 8 GPUs)",
         'data': {'gt_size': 384, 'batch_size_per_gpu': 8, 'num_worker_per_gpu': 8,
@@ -268,6 +293,11 @@ def eval_dataset(data, mode, split):
             'dataroot_lq': f'{root}/input', 'filename_tmpl': '{}', 'io_backend': {'type': 'disk'}}
 
 
+def model_type(net):
+    """The recipe's own model_type where COMMON's does not do (MPRNet: losses on every stage)."""
+    return {'model_type': RECIPES[net]['model_type']} if 'model_type' in RECIPES[net] else {}
+
+
 def train_options(grid, net, loss, name=None, vit_change=None):
     """The training options of one experiment as a dict."""
     data, mode, _, _ = GRIDS[grid]
@@ -280,7 +310,7 @@ def train_options(grid, net, loss, name=None, vit_change=None):
         if vit_change:
             term.update(vit_change)
         train['perceptual_opt'] = term
-    opt = {'name': name or f'{grid}_{net}_{loss}', **copy.deepcopy(COMMON),
+    opt = {'name': name or f'{grid}_{net}_{loss}', **copy.deepcopy(COMMON), **model_type(net),
            'datasets': {'train': train_dataset(data, mode, recipe), 'val': eval_dataset(data, mode, 'val')},
            'network_g': network_g(net, in_channels, data), 'path': dict(PATH), 'train': train,
            'val': {'val_freq': 20000, 'save_img': False, 'tile': dict(TILE), 'metrics': copy.deepcopy(VAL_METRICS)},
@@ -295,7 +325,7 @@ def test_options(grid, net, loss):
     in_channels = 6 if mode == 'dual_pixel' else 3
     datasets = ({'test_1': eval_dataset(data, mode, 'test')} if data == 'dpdd'
                 else {'test_1': eval_dataset(data, mode, 'test'), 'test_2': eval_dataset(data, mode, 'hide')})
-    return {'name': f'test_{grid}_{net}_{loss}', **copy.deepcopy(COMMON), 'datasets': datasets,
+    return {'name': f'test_{grid}_{net}_{loss}', **copy.deepcopy(COMMON), **model_type(net), 'datasets': datasets,
             'network_g': network_g(net, in_channels, data),
             'path': {'pretrain_network_g': f'experiments/{grid}_{net}_{loss}/models/net_g_latest.pth',
                      'param_key_g': 'params', 'strict_load_g': True},

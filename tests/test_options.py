@@ -25,7 +25,7 @@ def _load(relative):
 
 
 def _network_key(opt):
-    return {'DPDNet': 'dpdnet', 'Uformer': 'uformer', 'Restormer': 'restormer',
+    return {'DPDNet': 'dpdnet', 'Uformer': 'uformer', 'Restormer': 'restormer', 'MPRNet': 'mprnet',
             'NAFNetLocal': 'nafnet'}[opt['network_g']['type']]
 
 
@@ -40,7 +40,7 @@ def test_committed_files_are_what_the_generator_writes(tmp_path):
 def test_the_grid_covers_the_papers_experiments():
     expected = {f'options/{grid}/{net}_{loss}.yml' for grid, (_, _, nets, _) in make_options.GRIDS.items()
                 for net in nets for loss in make_options.LOSSES}
-    assert len(expected) == 4 * 4 * 2 + 3 * 4
+    assert len(expected) == 4 * 4 * 2 + 4 * 4  # Tables I, II: 4 networks x 4 losses; Table III: 4 x 4
     assert expected <= set(GENERATED)
     assert {f'options/test/{p[len("options/"):]}' for p in expected} == set(TEST_FILES)
     ablations = [p for p in GENERATED if p.startswith('options/ablation/')]
@@ -95,7 +95,9 @@ def trees(tmp_path_factory):
                    'HIDE/test/input', 'HIDE/test/target'):
         (root / folder).mkdir(parents=True)
         for index in range(2):
-            cv2.imwrite(str(root / folder / f'img{index}.png'), (rng.random((64, 64, 3)) * 255).astype(np.uint8))
+            # names as prepare_gopro.py writes GoPro's (<scene>_<frame>), input and target alike
+            cv2.imwrite(str(root / folder / f'GOPR0384_11_00_{index + 1:06d}.png'),
+                        (rng.random((64, 64, 3)) * 255).astype(np.uint8))
     return root
 
 
@@ -110,10 +112,13 @@ def _rooted(dataset, root):
 @pytest.mark.parametrize('relative', TRAIN_FILES)
 def test_network_losses_and_data_of_every_training_file_build(relative, trees):
     opt = _tiny(relative)
-    net = build_network(copy.deepcopy(opt['network_g']))
+    net = build_network(copy.deepcopy(opt['network_g'])).eval()
     channels = 6 if opt['datasets']['train'].get('mode') == 'dual_pixel' else 3
     assert net(torch.rand(1, channels, 32, 32)).shape == (1, 3, 32, 32)
     assert build_loss(copy.deepcopy(opt['train']['pixel_opt'])) is not None
+    if opt['model_type'] == 'MultiStageModel':  # MPRNet: three stage outputs in training, each with edge loss
+        assert len(net.train()(torch.rand(1, channels, 32, 32))) == 3
+        assert build_loss(copy.deepcopy(opt['train']['edge_opt'])).loss_weight == 0.05
     percep = opt['train'].get('perceptual_opt')
     if percep and percep['type'] != 'PerceptualLoss':  # VGG: built in the training run below (weights file)
         layers = percep['layers'] if isinstance(percep['layers'], list) else [percep['layers']]
@@ -136,8 +141,15 @@ def test_every_test_file_builds_its_test_data(relative, trees):
         assert key.startswith('test_')
         built = build_dataset(_rooted(dict(dataset, phase='test', scale=1), trees))
         assert len(built) >= 1
-    assert opt['val']['save_16bit'] and opt['path']['pretrain_network_g'].startswith('experiments/')
-    assert set(opt['val']['metrics']) == {'psnr', 'ssim', 'mae', 'lpips', 'niqe'}
+    assert opt['path']['pretrain_network_g'].startswith('experiments/')
+    assert 'tile' not in opt['val']  # whole images, as the official tests
+    metrics = opt['val']['metrics']
+    if '/gopro/' in relative:  # Table III: the MATLAB evaluation on 8-bit RGB
+        assert not opt['val']['save_16bit'] and set(metrics) == {'psnr', 'ssim', 'lpips', 'niqe'}
+        assert metrics['ssim']['type'] == 'calculate_ssim_matlab' and metrics['psnr']['type'] == 'calculate_psnr'
+    else:  # Tables I, II: on floats of the 16-bit data
+        assert opt['val']['save_16bit'] and set(metrics) == {'psnr', 'ssim', 'mae', 'lpips', 'niqe'}
+        assert metrics['ssim']['type'] == 'calculate_ssim_float'
 
 
 def _force(opt, trees):
@@ -162,7 +174,8 @@ def _force(opt, trees):
 
 # one file per network and per loss: each network once, each loss once
 ONE_ITERATION = ['options/dpdd_dual/restormer_local.yml', 'options/dpdd_single/nafnet_global.yml',
-                 'options/gopro/uformer_vgg.yml', 'options/dpdd_dual/dpdnet_baseline.yml']
+                 'options/gopro/uformer_vgg.yml', 'options/dpdd_dual/dpdnet_baseline.yml',
+                 'options/gopro/mprnet_local.yml']
 
 
 def test_one_iteration_files_cover_each_network_and_loss():
