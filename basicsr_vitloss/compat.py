@@ -270,6 +270,10 @@ ARCH_KEY_SIGNATURES = {
     'DPDNet': {
         'key': 'out_conv.weight', 'prefixes': ('bottleneck.',), 'archs': ('DPDNet',),
         'args': ('in_channels', 'out_channels', 'base_channels')},
+    'MPRNet': {
+        'key': 'sam12.conv2.weight', 'prefixes': ('stage1_encoder.',), 'archs': ('MPRNet',),
+        'args': ('n_feat', 'scale_unetfeats', 'scale_orsnetfeats', 'num_cab', 'in_c', 'out_c', 'kernel_size',
+                 'reduction', 'bias')},
 }
 _GENERIC_ARGS = ('width', 'dim', 'embed_dim', 'depths', 'in_channels')
 

@@ -20,6 +20,8 @@ TINY = {
     'Uformer': {'type': 'Uformer', 'embed_dim': 8, 'depths': [1] * 9, 'num_heads': [1] * 9, 'win_size': 4,
                 'img_size': 64},
     'DPDNet': {'type': 'DPDNet', 'in_channels': 6, 'out_channels': 3, 'base_channels': 8},
+    'MPRNet': {'type': 'MPRNet', 'n_feat': 8, 'scale_unetfeats': 4, 'scale_orsnetfeats': 4, 'num_cab': 1,
+               'reduction': 2},
 }
 FORMATS = ['params', 'params_ema', 'params+params_ema', 'bare']
 
@@ -30,10 +32,15 @@ def build_net(network_opt):
 
 
 def random_state(network_opt, seed):
-    """A state_dict of the architecture whose float tensors are random (unlike any fresh init)."""
+    """A state_dict of the architecture whose float tensors are random (unlike any fresh init); a tensor
+    the network lists under several keys (MPRNet's one shared PReLU) gets one value, as in real files."""
     generator = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(v.shape, generator=generator) if v.is_floating_point() else v.clone()
-            for k, v in build_net(network_opt).state_dict().items()}
+    state, drawn = build_net(network_opt).state_dict(), {}
+    for v in state.values():  # in key order; a shared tensor is drawn once
+        if (v.data_ptr(), v.shape) not in drawn:
+            drawn[v.data_ptr(), v.shape] = torch.randn(v.shape, generator=generator) if v.is_floating_point() \
+                else v.clone()
+    return {k: drawn[v.data_ptr(), v.shape] for k, v in state.items()}
 
 
 def load_model(network_opt, path, param_key='params', strict=True):
