@@ -5,22 +5,40 @@ Evaluate restored images against the ground truth::
 
     python scripts/evaluate.py run --restored DIR --gt DIR --out DIR [--labels DIR_OR_CSV]
         [--method NAME] [--loss NAME] [--dataset NAME] [--lpips-weights DIR]
-        [--metrics psnr ssim mae lpips niqe]
+        [--metrics psnr ssim mae lpips niqe] [--pairing auto|name|position] [--ssim float|matlab]
 
 Restore first (a network from BasicSR options and weights), then evaluate::
 
     python scripts/evaluate.py run --opt OPTIONS.yml --weights net_g.pth --out DIR
         [--dataset-key test_1] [--tile 512 --tile-overlap 32] [options as above]
 
+(whole images unless --tile is given: the official DPDD tests run whole images, and tiles change
+every output pixel of networks whose attention spans the image, such as Restormer)
+
 Merge several runs into one comparison table::
 
-    python scripts/evaluate.py merge OUT1/results.json OUT2/results.json ... --out table.md [--json merged.json]
+    python scripts/evaluate.py merge OUT1/results.json OUT2/results.json ... --out table.md [--json merged.json] [--force]
 
-Pairing (``run --restored/--gt``): both folders' images are sorted by natural name order
-(``img2`` before ``img10``) and paired by position; the counts must be equal. A pair matches when the
-restored stem equals the gt stem or starts with the gt stem followed by ``_``: this accepts BasicSR's
-``<input name>_<suffix>`` and DPDD's dual-pixel input names ``<scene>_L`` / ``_R`` / ``_C``
-(e.g. gt ``scene7`` with ``scene7_L.png`` or ``scene7_L_NAFNet.png``), and refuses ``scene70``.
+Pairing (``--pairing auto|name|position``, default auto). Restored images are named after their
+*sources* (BasicSR's ``python -m basicsr.test`` writes ``<source>_<suffix>.png``; ``run --opt`` writes
+``<source>.png``), ground-truth images after their *targets*, and the DPDD release names every target
+by its own capture number (source ``1P0A0917``, target ``1P0A0916``). A restored name's *scene* is its
+stem or a prefix of it ending before an ``_`` (``1P0A0917_DPDNet`` -> ``1P0A0917_DPDNet``, ``1P0A0917``).
+
+* ``name``: a restored image pairs with the gt image whose stem is one of its scene candidates (the
+  restored stem equals the gt stem, optionally followed by ``_<anything>``): GoPro, HIDE, any set
+  whose targets carry their sources' names.
+* ``position``: both folders natural-sorted (``img2`` before ``img10``; a ``_<suffix>`` shared by all
+  restored names is ignored for sorting) and paired by position; the counts must be equal and every
+  pair must be the same capture by ``basicsr_vitloss.data.dpdd_files.same_capture`` (one of the
+  restored name's scene candidates is the gt stem, or has its prefix and a trailing capture number at
+  most ``MAX_CAPTURE_OFFSET`` away): DPDD.
+* ``auto``: by name when every restored image pairs by name (equal counts, one gt each), else by
+  checked position.
+
+Different counts, pairs of different captures or names that do not pair stop the run (status 2),
+naming the files; nothing is paired by an unchecked guess. ``run --opt`` pairs its restored images
+(named after the dataset's source scenes) with the dataset's gt files by the same rule.
 
 Categories (``--labels``): a folder holding ``indoor_labels.npy`` and ``outdoor_labels.npy`` (any
 ``<category>_labels.npy``; 1-based indices into the natural-sorted gt list, as distributed with the
@@ -28,28 +46,52 @@ DPDD test set), or a CSV file of ``name,category`` rows (name = gt stem; a heade
 ``name,category`` is optional). Groups: each category, then Combined (all images). Without labels:
 Combined only, and the report says so.
 
+SSIM (``--ssim float|matlab``): ``float`` = scikit-image's structural_similarity on RGB in [0, 1]
+(7x7 uniform window, per-channel mean; the DPDD evaluation, default for every other dataset);
+``matlab`` = MATLAB's ``ssim`` on the 8-bit RGB images, a 3-D SSIM (11x11x11 Gaussian, sigma 1.5;
+``calculate_ssim_matlab``), as the GoPro / HIDE numbers of Tab. III are computed: the default when
+--dataset (or, with --opt, the test dataset's name) is GoPro or HIDE. 16-bit images are rounded to
+8 bits for it.
+
 Outputs of ``run`` (in --out):
-    per_image.csv   name, restored, gt, category, psnr, ssim, mae, lpips, niqe, then the cache key
-                    restored_bytes, restored_mtime_ns, gt_bytes, gt_mtime_ns. Values at full
+    per_image.csv   name, restored, gt, category, psnr, ssim, mae, lpips, niqe, ssim_variant, then the
+                    cache key restored_bytes, restored_mtime_ns, gt_bytes, gt_mtime_ns. Values at full
                     precision; an empty cell = not computed; ``nan`` = undefined (NIQE of an image
                     with fewer than two 96x96 blocks). It is also the cache: a rerun reuses every value whose
-                    files' names, sizes and mtimes are unchanged, and computes only what is missing.
+                    files' names, sizes and mtimes are unchanged (SSIM: and whose variant is the one asked
+                    for), and computes only what is missing.
     results.json    method, loss, dataset, n_images, counts (per group), groups (per group: the
                     mean of each metric; undefined values left out; null when none), labelled /
-                    note, settings (how each metric was computed).
+                    note, settings (how each metric was computed, in words) and ``protocol``: what
+                    decides whether two runs' numbers are comparable (see ``build_protocol``):
+                    pairing (option and rule used), bit_depth (restored / gt, from the files),
+                    colour_space, crop_border, inference (whole / tiled with tile and overlap /
+                    unknown for given restored images), metrics (each metric's exact variant), lpips
+                    (net, model version, package version).
     results.md      one row (method, loss); columns grouped by category, for each group
-                    PSNR↑ SSIM↑ MAE↓ LPIPS↓ NIQE↓.
-    restored/       (with --opt) the network's outputs as 16-bit PNGs, <lq name stem>.png; existing
-                    files are kept (resumable).
+                    PSNR↑ SSIM↑ MAE↓ LPIPS↓ NIQE↓; notes (e.g. a bit-depth warning) and the protocol.
+    restored/       (with --opt) the network's outputs as 16-bit PNGs, <source scene>.png, and
+                    inference.json (options, weights, tiling); existing files are kept (resumable)
+                    when inference.json matches, else the run stops rather than mix two settings.
 
-Number formats: PSNR 2 decimals (dB), SSIM, MAE, LPIPS and NIQE 3 decimals; missing cells '-'.
-In the merged table, each column's best value is **bold** and the second best <u>underlined</u>
-(PSNR, SSIM: higher is better; MAE, LPIPS, NIQE: lower is better). Values are compared as
-displayed (rounded), so values that print alike are tied and all get the same mark; a column with
-one distinct value has bold marks only. Columns are (dataset, group) x metric: with a single dataset
-the group names head the columns (Indoor / Outdoor / Combined, Tabs. I/II); runs of several datasets
-without categories (GoPro, HIDE: Tab. III) are headed by the dataset name. Rows are (method, loss)
-in input order; one row may gather runs on several datasets.
+A warning (stderr and the report's notes) is given when restored and gt bit depths differ, e.g.
+8-bit results against DPDD's 16-bit targets: the metrics then include the results' 8-bit rounding
+(a perfect 8-bit result scores about 58.9 dB PSNR, not infinity); save 16-bit results instead.
+
+Number formats: PSNR 2 decimals (dB), SSIM, MAE and LPIPS 4 decimals (as the paper's tables), NIQE 3
+(Tabs. I, IV, V; Tabs. II, III print 4); missing cells '-'. In the merged table, each column's best
+value is **bold** and the second best <u>underlined</u> (PSNR, SSIM: higher is better; MAE, LPIPS,
+NIQE: lower is better). Marks are decided on the unrounded values: only exactly equal values share a
+mark, so two values that print alike can carry different marks; a column with one distinct value
+has bold marks only. Columns are (dataset, group) x metric: with a single dataset the group names
+head the columns (Indoor / Outdoor / Combined, Tabs. I/II); runs of several datasets without
+categories (GoPro, HIDE: Tab. III) are headed by the dataset name. Rows are (method, loss) in input
+order; one row may gather runs on several datasets.
+
+``merge`` compares the protocols of the runs of each dataset (every field but pairing, which a
+checked pairing does not change; a metric's variant only where both runs computed it). When they
+differ it stops (status 2) naming the fields and files; a results.json without a protocol (an older
+evaluate.py) counts as different. ``--force`` merges anyway and lists the differences under the table.
 
 Bad inputs print ``evaluate: error: ...`` to stderr and exit with status 2.
 """
@@ -63,33 +105,59 @@ import sys
 import numpy as np
 
 from basicsr_vitloss.compat import NIQE_BLOCK, NIQE_MIN_BLOCKS, niqe_defined
-from basicsr_vitloss.data.dpdd_files import IMAGE_EXTENSIONS, list_images, natural_key
+from basicsr_vitloss.data.dpdd_files import (IMAGE_EXTENSIONS, MAX_CAPTURE_OFFSET, PAIRINGS, list_images,
+                                             natural_key, pair_by_rule, same_capture)
+from basicsr_vitloss.data.image_io import PNG_SIGNATURE
 
 METRICS = ('psnr', 'ssim', 'mae', 'lpips', 'niqe')
 HIGHER_IS_BETTER = {'psnr': True, 'ssim': True, 'mae': False, 'lpips': False, 'niqe': False}
-DECIMALS = {'psnr': 2, 'ssim': 3, 'mae': 3, 'lpips': 3, 'niqe': 3}
+DECIMALS = {'psnr': 2, 'ssim': 4, 'mae': 4, 'lpips': 4, 'niqe': 3}
 TITLES = {'psnr': 'PSNR', 'ssim': 'SSIM', 'mae': 'MAE', 'lpips': 'LPIPS', 'niqe': 'NIQE'}
 COMBINED = 'Combined'
-CSV_COLUMNS = ('name', 'restored', 'gt', 'category') + METRICS + (
+CSV_COLUMNS = ('name', 'restored', 'gt', 'category') + METRICS + ('ssim_variant',) + (
     'restored_bytes', 'restored_mtime_ns', 'gt_bytes', 'gt_mtime_ns')
 KEY_COLUMNS = CSV_COLUMNS[-4:]
+OLD_CSV_COLUMNS = tuple(c for c in CSV_COLUMNS if c != 'ssim_variant')  # before --ssim: SSIM was float
+SSIM_VARIANTS = ('float', 'matlab')
+MATLAB_SSIM_DATASETS = ('gopro', 'hide')  # Tab. III: MPRNet's / Restormer's evaluate_GOPRO_HIDE.m
+LPIPS_NET, LPIPS_MODEL_VERSION = 'alex', '0.1'
+#: protocol['metrics']: each metric's exact variant (SSIM per --ssim)
+METRIC_VARIANTS = {
+    'psnr': 'float, 10log10(1/MSE), RGB, data range 1',
+    'ssim': {'float': 'skimage structural_similarity 7x7 uniform, per-channel mean, float',
+             'matlab': 'MATLAB ssim 3-D, 11x11x11 Gaussian sigma 1.5, 8-bit'},
+    'mae': 'float, mean |restored - gt|, RGB, data range 1',
+    'lpips': None,  # net + package version, filled in by lpips_variant()
+    'niqe': 'BasicSR calculate_niqe, 8-bit Y',
+}
 SETTINGS = {
     'psnr': '10*log10(1/MSE) on RGB in [0, 1] (8-bit /255, 16-bit /65535), MSE over all pixels and '
             'channels, no border crop (basicsr_vitloss calculate_psnr_float)',
     'ssim': "scikit-image structural_similarity on RGB in [0, 1], data_range 1, 7x7 uniform window, "
             'channel-averaged, no border crop (calculate_ssim_float)',
+    'ssim_matlab': "MATLAB's ssim(restored, gt) on the 8-bit RGB images (16-bit rounded to 8 bits): a 3-D SSIM "
+                   'over H x W x 3, 11x11x11 Gaussian window sigma 1.5, replicate padding, L = 255, mean of the '
+                   'map, no border crop (calculate_ssim_matlab)',
     'mae': 'mean |restored - gt| on RGB in [0, 1] over all pixels and channels (calculate_mae)',
-    'lpips': "lpips 0.1, AlexNet backbone (lpips.LPIPS(net='alex')), inputs in [0, 1] (calculate_lpips)",
+    'lpips': f"lpips {LPIPS_MODEL_VERSION}, AlexNet backbone (lpips.LPIPS(net='{LPIPS_NET}')), inputs in [0, 1] "
+             '(calculate_lpips)',
     'niqe': "BasicSR calculate_niqe on the restored image only, rounded to 8 bits, Y channel, "
             f'crop_border 0; undefined (nan, left out of the means) for images with fewer than '
             f'{NIQE_MIN_BLOCKS} blocks of {NIQE_BLOCK}x{NIQE_BLOCK} pixels',
 }
+#: protocol fields merge does not compare: a checked pairing gives the same pairs either way
+NOT_COMPARED = ('pairing',)
 SHOWN = 5  # names listed per problem in an error message
 NO_LABELS_NOTE = 'No category labels given (--labels): Combined only.'
+NO_PROTOCOL = None  # marker in merge for a results.json written before the protocol existed
 
 
 class EvaluateError(ValueError):
     """A problem with the user's inputs: printed as ``evaluate: error: ...``, exit status 2."""
+
+
+def warn(message):
+    print(f'evaluate: warning: {message}', file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------- files
@@ -98,9 +166,23 @@ def stem(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
+def scene_candidates(restored_stem):
+    """The scenes a restored name can be of, longest first: the stem itself, then each prefix ending
+    before an '_' (BasicSR's ``<source>_<suffix>``): ``1P0A0917_x_y`` -> 1P0A0917_x_y, 1P0A0917_x, 1P0A0917."""
+    parts = restored_stem.split('_')
+    prefixes = ('_'.join(parts[:k]) for k in range(len(parts), 0, -1))
+    return [p for p in prefixes if p]
+
+
 def stems_match(restored_stem, gt_stem):
-    """The pairing rule: equal stems, or the restored stem is the gt stem + '_' + anything."""
-    return restored_stem == gt_stem or restored_stem.startswith(gt_stem + '_')
+    """The name rule: the restored stem is the gt stem, optionally followed by '_' + anything."""
+    return gt_stem in scene_candidates(restored_stem)
+
+
+def same_capture_names(restored_stem, gt_stem):
+    """The position check: one of the restored name's scene candidates is the gt's capture
+    (``dpdd_files.same_capture``: the same name, or DPDD's target of its own capture number)."""
+    return any(same_capture(scene, gt_stem) for scene in scene_candidates(restored_stem))
 
 
 def _listing(names):
@@ -109,32 +191,117 @@ def _listing(names):
     return ', '.join(names[:SHOWN]) + more if names else 'none'
 
 
-def match_folders(restored_dir, gt_dir):
-    """[(restored path, gt path)] paired by natural-sorted position; EvaluateError naming the files
-    when the counts differ or a pair breaks the naming rule."""
-    restored = list_images(restored_dir, 'restored')
-    gt = list_images(gt_dir, 'ground-truth')
-    if len(restored) != len(gt):
-        gt_stems = {stem(n): n for n in gt}
-        paired, only_restored = set(), []
-        for name in restored:
-            candidates = [g for g in gt_stems if stems_match(stem(name), g)]
-            if candidates:
-                paired.add(max(candidates, key=len))
-            else:
-                only_restored.append(name)
-        only_gt = [n for s, n in gt_stems.items() if s not in paired]
-        raise EvaluateError(
-            f'{len(restored)} restored images in {restored_dir} but {len(gt)} ground-truth images in '
-            f'{gt_dir}; only in restored: {_listing(only_restored)}; only in ground truth: {_listing(only_gt)}.')
-    bad = [(r, g) for r, g in zip(restored, gt) if not stems_match(stem(r), stem(g))]
-    if bad:
-        pairs = '; '.join(f'{r} vs {g}' for r, g in bad[:SHOWN])
-        raise EvaluateError(
-            f'{len(bad)} of {len(gt)} pairs (by sorted name) do not match: {pairs}. A restored name must be '
-            f'the gt stem, optionally followed by _<anything> (e.g. scene1_L.png for scene1.png); '
-            f'restored: {restored_dir}, ground truth: {gt_dir}.')
-    return [(os.path.join(restored_dir, r), os.path.join(gt_dir, g)) for r, g in zip(restored, gt)]
+def _suffix_free_key(stems):
+    """Sort key for restored stems: natural order of the stem without a '_<suffix>' that all stems share
+    (BasicSR's one suffix per test run), so ``a_x`` sorts like its scene ``a``."""
+    parts = [s.split('_') for s in stems]
+    shared = 0
+    while parts and all(len(p) > shared + 1 for p in parts) and \
+            len({tuple(p[len(p) - shared - 1:]) for p in parts}) == 1:
+        shared += 1
+    return lambda s: (natural_key('_'.join(s.split('_')[:-shared]) if shared else s), natural_key(s))
+
+
+def _align(restored, gt, match):
+    """(only in restored, only in gt, mismatched 'a vs b') of two sorted lists whose counts differ:
+    a walk that skips a file when the next one on the other side matches (for the error message)."""
+    i = j = 0
+    only_restored, only_gt, bad = [], [], []
+    while i < len(restored) and j < len(gt):
+        if match(restored[i], gt[j]):
+            i, j = i + 1, j + 1
+        elif j + 1 < len(gt) and match(restored[i], gt[j + 1]):
+            only_gt.append(gt[j])
+            j += 1
+        elif i + 1 < len(restored) and match(restored[i + 1], gt[j]):
+            only_restored.append(restored[i])
+            i += 1
+        else:
+            bad.append(f'{restored[i]} vs {gt[j]}')
+            i, j = i + 1, j + 1
+    return only_restored + restored[i:], only_gt + gt[j:], bad
+
+
+def pair_files(restored, gt, pairing='auto', restored_where='', gt_where=''):
+    """Pair restored image paths with ground-truth image paths by ``pairing`` (auto | name | position;
+    see the module docstring). Returns ([(restored path, gt path)] in natural gt order, the rule used:
+    'name' or 'position'). EvaluateError naming the files when they do not pair."""
+    if pairing not in PAIRINGS:
+        raise EvaluateError(f"--pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}.")
+    gt = sorted(gt, key=lambda p: natural_key(os.path.basename(p)))
+    gt_stems = [stem(p) for p in gt]
+    key = _suffix_free_key([stem(p) for p in restored])
+    restored = sorted(restored, key=lambda p: key(stem(p)))
+    restored_stems = [stem(p) for p in restored]
+    where = f' (restored: {restored_where}, ground truth: {gt_where})' if restored_where or gt_where else ''
+    if len(set(gt_stems)) != len(gt_stems):
+        raise EvaluateError('two ground-truth images share a name: '
+                            f'{_listing(sorted({n for n in gt_stems if gt_stems.count(n) > 1}))}{where}.')
+    known = set(gt_stems)
+    scenes = [next((c for c in scene_candidates(r) if c in known), r) for r in restored_stems]
+    by_name = len(restored) == len(gt) and set(scenes) == known  # equal counts and one gt each
+    used = 'name' if pairing == 'name' or (pairing == 'auto' and by_name) else 'position'
+    restored_names = [os.path.basename(p) for p in restored]
+    gt_names = [os.path.basename(p) for p in gt]
+    if used == 'name':
+        claimed = {}
+        for name, scene in zip(restored_names, scenes):
+            claimed.setdefault(scene, []).append(name)
+        twice = [f'{" and ".join(names)} (both {scene})' for scene, names in claimed.items() if len(names) > 1]
+        if twice:
+            raise EvaluateError(f'restored images that pair with the same ground-truth image by name: '
+                                f'{_listing(twice)}{where}.')
+        try:
+            index_pairs = pair_by_rule(scenes, gt_stems, 'name', f'pairing by name{where}',
+                                       'restored image', 'ground-truth image')
+        except ValueError as error:
+            raise EvaluateError(f'{error} (--pairing name: a restored name is the gt stem, optionally followed '
+                                f'by _<anything>.)') from None
+    else:
+        def match(restored_name, gt_name):
+            return same_capture_names(stem(restored_name), stem(gt_name))
+        if len(restored) != len(gt):
+            only_restored, only_gt, bad = _align(restored_names, gt_names, match)
+            raise EvaluateError(
+                f'{len(restored)} restored images but {len(gt)} ground-truth images{where}; '
+                f'{"they do not all pair by name, so " if pairing == "auto" else ""}they pair by sorted position '
+                f'and the counts must be equal (nothing is paired shifted). Only in restored: '
+                f'{_listing(only_restored)}; only in ground truth: {_listing(only_gt)}'
+                + (f'; other captures: {_listing(bad)}' if bad else '') + '.')
+        try:
+            index_pairs = pair_by_rule(restored_names, gt_names, 'position', f'pairing by position{where}',
+                                       'restored image', 'ground-truth image', match=match)
+        except ValueError as error:
+            raise EvaluateError(f'{error} A restored name\'s scene is its stem or a prefix of it ending before '
+                                f'an _ (1P0A0917_NAFNet.png -> 1P0A0917, whose target is 1P0A0916.png; capture '
+                                f'numbers at most {MAX_CAPTURE_OFFSET} apart).') from None
+    pairs = [(restored[i], gt[j]) for i, j in sorted(index_pairs, key=lambda ij: ij[1])]
+    return pairs, used
+
+
+def match_folders(restored_dir, gt_dir, pairing='auto'):
+    """pair_files of the images in two folders: ([(restored path, gt path)], rule used)."""
+    restored = [os.path.join(restored_dir, n) for n in list_images(restored_dir, 'restored')]
+    gt = [os.path.join(gt_dir, n) for n in list_images(gt_dir, 'ground-truth')]
+    return pair_files(restored, gt, pairing, restored_dir, gt_dir)
+
+
+def bit_depth(path):
+    """Bits per sample of an image file: from the PNG header (8 for palette / low-depth grey, as they
+    decode), 8 for JPEG / BMP, else from the decoded image."""
+    with open(path, 'rb') as file:
+        head = file.read(25)
+    if head[:8] == PNG_SIGNATURE and head[12:16] == b'IHDR' and len(head) == 25:
+        return 16 if head[24] == 16 else 8
+    if path.lower().endswith(('.jpg', '.jpeg', '.bmp')):
+        return 8
+    return 8 * read_bgr(path).dtype.itemsize
+
+
+def set_bit_depth(paths):
+    """The bit depth of a set of files: 8 or 16, or the sorted list when they are mixed."""
+    depths = sorted({bit_depth(p) for p in paths})
+    return depths[0] if len(depths) == 1 else depths
 
 
 def read_bgr(path):
@@ -240,19 +407,36 @@ def to_uint8(image):
     return np.round(image.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
 
 
-def compute_metrics(restored, gt, metrics, lpips_weights=None):
-    """{metric: value} of one restored image against its gt (NIQE: of the restored image alone)."""
+def matlab_ssim_function():
+    """BasicSR's METRIC_REGISTRY entry calculate_ssim_matlab (basicsr_vitloss.metrics.ssim_matlab_metric)."""
+    import basicsr_vitloss.metrics  # noqa: F401  (registers the plugin's metrics)
+    from basicsr.utils.registry import METRIC_REGISTRY
+    try:
+        return METRIC_REGISTRY.get('calculate_ssim_matlab')
+    except KeyError:
+        raise EvaluateError('--ssim matlab needs the metric calculate_ssim_matlab '
+                            '(basicsr_vitloss/metrics/ssim_matlab_metric.py), which this installation lacks; '
+                            'use --ssim float or update basicsr-vitloss.') from None
+
+
+def compute_metrics(restored, gt, metrics, lpips_weights=None, ssim='float'):
+    """{metric: value} of one restored image against its gt (NIQE: of the restored image alone).
+    ``ssim``: 'float' (scikit-image on [0, 1]) or 'matlab' (MATLAB's 3-D SSIM on the 8-bit images)."""
     from basicsr_vitloss.metrics import fidelity_metric, lpips_metric
     from basicsr.metrics import niqe as niqe_module
     values = {}
     if 'psnr' in metrics:
         values['psnr'] = float(fidelity_metric.calculate_psnr_float(restored, gt, crop_border=0))
     if 'ssim' in metrics:
-        values['ssim'] = float(fidelity_metric.calculate_ssim_float(restored, gt, crop_border=0))
+        if ssim == 'matlab':
+            values['ssim'] = float(matlab_ssim_function()(to_uint8(restored), to_uint8(gt), crop_border=0,
+                                                          input_order='HWC', test_y_channel=False))
+        else:
+            values['ssim'] = float(fidelity_metric.calculate_ssim_float(restored, gt, crop_border=0))
     if 'mae' in metrics:
         values['mae'] = float(fidelity_metric.calculate_mae(restored, gt, crop_border=0))
     if 'lpips' in metrics:
-        values['lpips'] = float(lpips_metric.calculate_lpips(restored, gt, net='alex', weights_dir=lpips_weights))
+        values['lpips'] = float(lpips_metric.calculate_lpips(restored, gt, net=LPIPS_NET, weights_dir=lpips_weights))
     if 'niqe' in metrics:
         height, width = restored.shape[:2]
         if not niqe_defined(height, width):
@@ -274,6 +458,9 @@ def read_cache(path):
         return {}
     with open(path, newline='', encoding='utf-8') as file:
         reader = csv.DictReader(file)
+        if tuple(reader.fieldnames or ()) == OLD_CSV_COLUMNS:  # written before --ssim: SSIM was float
+            return {os.path.basename(row['restored']): dict(row, ssim_variant='float' if row['ssim'] else '')
+                    for row in reader}
         if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
             raise EvaluateError(f'{path} exists but is not a per_image.csv of this script (columns '
                                 f'{reader.fieldnames}, expected {", ".join(CSV_COLUMNS)}); delete it or '
@@ -295,7 +482,7 @@ def _cell(value):
     return repr(float(value))
 
 
-def evaluate_pairs(pairs, out_dir, metrics, categories, lpips_weights=None):
+def evaluate_pairs(pairs, out_dir, metrics, categories, lpips_weights=None, ssim='float'):
     """Per-image metrics of [(restored, gt)] with the cache in OUT/per_image.csv.
     Returns (rows as dicts of floats, number of images computed, number skipped)."""
     from tqdm import tqdm
@@ -310,9 +497,11 @@ def evaluate_pairs(pairs, out_dir, metrics, categories, lpips_weights=None):
         old = cache.get(os.path.basename(restored_path))
         if old is not None and all(old[k] == row[k] for k in KEY_COLUMNS) and os.path.basename(old['gt']) == \
                 os.path.basename(gt_path):
-            row.update({m: old[m] for m in METRICS})
+            row.update({m: old[m] for m in METRICS}, ssim_variant=old['ssim_variant'])
+            if row['ssim_variant'] != ssim:  # computed with the other SSIM: not this run's number
+                row.update(ssim='', ssim_variant='')
         else:
-            row.update({m: '' for m in METRICS})
+            row.update({m: '' for m in METRICS}, ssim_variant='')
         missing = [m for m in metrics if row[m] == '']
         if missing:
             restored, gt = read_bgr(restored_path), read_bgr(gt_path)
@@ -320,11 +509,13 @@ def evaluate_pairs(pairs, out_dir, metrics, categories, lpips_weights=None):
                 raise EvaluateError(f'{restored_path} is {restored.shape[1]}x{restored.shape[0]} but its ground '
                                     f'truth {gt_path} is {gt.shape[1]}x{gt.shape[0]}.')
             try:
-                values = compute_metrics(restored, gt, missing, lpips_weights)
+                values = compute_metrics(restored, gt, missing, lpips_weights, ssim)
             except ValueError as error:  # e.g. a NIQE fit that fails: name the images
                 raise EvaluateError(f'computing {", ".join(missing)} of {restored_path} against {gt_path} '
                                     f'failed: {type(error).__name__}: {error}') from None
             row.update({m: _cell(v) for m, v in values.items()})
+            if 'ssim' in values:
+                row['ssim_variant'] = ssim
             computed += 1
         else:
             skipped += 1
@@ -388,11 +579,12 @@ def column_headers(columns):
 
 
 def marks(values, metric):
-    """['best' | 'second' | None] per value: compared as displayed, ties share a mark."""
-    shown = [None if v is None or math.isnan(v) else round(v, DECIMALS[metric]) for v in values]
-    distinct = sorted({v for v in shown if v is not None}, reverse=HIGHER_IS_BETTER[metric])
+    """['best' | 'second' | None] per value, decided on the unrounded values: only exactly equal
+    values share a mark (two values that print alike but differ get different marks)."""
+    valid = [None if v is None or math.isnan(v) else float(v) for v in values]
+    distinct = sorted({v for v in valid if v is not None}, reverse=HIGHER_IS_BETTER[metric])
     rank = {v: ('best' if i == 0 else 'second') for i, v in enumerate(distinct[:2])}
-    return [rank.get(v) if v is not None else None for v in shown]
+    return [rank.get(v) if v is not None else None for v in valid]
 
 
 def markdown_table(rows, columns, mark=True):
@@ -417,7 +609,75 @@ def run_columns(dataset, groups, metrics):
     return [(dataset, group, metric) for group in groups for metric in metrics]
 
 
-def write_results(out_dir, args, metrics, categories, rows, notes, extra_settings=None):
+FORMATS_NOTE = ('Formats: PSNR (dB) 2 decimals; SSIM, MAE, LPIPS 4 decimals; NIQE 3 decimals. '
+                '↑ higher is better, ↓ lower is better.')
+
+
+def lpips_variant():
+    """LPIPS as computed here: net, model version and the lpips package's version."""
+    from importlib import metadata
+    try:
+        package = metadata.version('lpips')
+    except metadata.PackageNotFoundError:
+        package = 'not installed'
+    return {'net': LPIPS_NET, 'version': LPIPS_MODEL_VERSION, 'package': f'lpips {package}'}
+
+
+def default_ssim(dataset):
+    """'matlab' for GoPro / HIDE (Tab. III, by dataset name: GoPro, HIDE_test ...), else 'float'."""
+    first = ''.join(c if c.isalnum() else ' ' for c in (dataset or '').lower()).split()
+    return 'matlab' if first and first[0] in MATLAB_SSIM_DATASETS else 'float'
+
+
+def build_protocol(metrics, pairing, pairing_used, depths, inference, ssim):
+    """What decides whether two runs' numbers are comparable (results.json ``protocol``)."""
+    variants = {}
+    for metric in metrics:
+        variant = METRIC_VARIANTS[metric]
+        if metric == 'ssim':
+            variant = variant[ssim]
+        elif metric == 'lpips':
+            lpips = lpips_variant()
+            variant = f"lpips.LPIPS(net='{lpips['net']}', version='{lpips['version']}'), {lpips['package']}"
+        variants[metric] = variant
+    protocol = {'pairing': {'option': pairing, 'used': pairing_used},
+                'bit_depth': {'restored': depths[0], 'gt': depths[1]},
+                'colour_space': 'RGB (NIQE: Y of the 8-bit result)' if 'niqe' in metrics else 'RGB',
+                'crop_border': 0,
+                'inference': inference,
+                'metrics': variants}
+    if 'lpips' in metrics:
+        protocol['lpips'] = lpips_variant()
+    return protocol
+
+
+def flatten(protocol, prefix=''):
+    """{'a.b': value} of a nested protocol dict."""
+    flat = {}
+    for key, value in protocol.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f'{prefix}{key}.'))
+        else:
+            flat[f'{prefix}{key}'] = value
+    return flat
+
+
+def describe_depths(depths):
+    return 'mixed ' + ' and '.join(f'{d}-bit' for d in depths) if isinstance(depths, list) else f'{depths}-bit'
+
+
+def bit_depth_warning(depths):
+    """The warning text when restored and gt bit depths differ, else None."""
+    restored, gt = depths
+    if restored == gt:
+        return None
+    return (f'restored images are {describe_depths(restored)} but the ground truth is {describe_depths(gt)}: '
+            f'the metrics include the rounding of the coarser images (against 16-bit targets a perfect 8-bit '
+            f'result scores about 58.9 dB PSNR, not infinity; the 4th decimal of SSIM and MAE moves). '
+            f'Compare only runs of equal bit depths; save 16-bit results (val: save_16bit: true) for DPDD.')
+
+
+def write_results(out_dir, args, metrics, categories, rows, notes, extra_settings=None, protocol=None):
     """results.json and results.md of one run; returns the JSON dict."""
     means, counts = group_means(rows, categories, metrics)
     unlabelled = [r['name'] for r in rows if not r['category']]
@@ -430,14 +690,19 @@ def write_results(out_dir, args, metrics, categories, rows, notes, extra_setting
         if names:
             notes.append(f'{TITLES[metric]} undefined for {len(names)} images (left out of its means): '
                          f'{_listing(names)}.')
-    settings = {m: SETTINGS[m] for m in metrics}
-    settings.update(crop_border=0, pairing='natural-sorted names; restored stem = gt stem [+ _anything]',
-                    means='arithmetic mean over the images of each group')
+    settings = {m: SETTINGS['ssim_matlab' if m == 'ssim' and args.ssim == 'matlab' else m] for m in metrics}
+    pairing = protocol['pairing'] if protocol else {'option': args.pairing, 'used': ''}
+    settings.update(crop_border=0, pairing=(
+        f"--pairing {pairing['option']}: " + ('by name (restored stem = gt stem [+ _anything])'
+                                            if pairing['used'] == 'name' else
+                                            'by natural-sorted position, each pair checked to be the same capture')),
+        means='arithmetic mean over the images of each group')
     settings.update(extra_settings or {})
     result = {'method': args.method, 'loss': args.loss or '', 'dataset': args.dataset or '',
               'n_images': len(rows), 'counts': counts, 'groups': means, 'metrics': list(metrics),
               'labelled': bool(categories), 'labels': os.path.abspath(args.labels) if args.labels else None,
-              'note': ' '.join(notes) if notes else None, 'unlabelled': unlabelled, 'settings': settings}
+              'note': ' '.join(notes) if notes else None, 'unlabelled': unlabelled, 'settings': settings,
+              'protocol': protocol}
     with open(os.path.join(out_dir, 'results.json'), 'w', encoding='utf-8') as file:
         json.dump(result, file, indent=2)
         file.write('\n')
@@ -449,9 +714,11 @@ def write_results(out_dir, args, metrics, categories, rows, notes, extra_setting
     lines += [f'Note: {note}' for note in notes] + ([''] if notes else [])
     lines += [markdown_table([table_row], run_columns(args.dataset or '', groups, metrics), mark=False)]
     lines += ['Images: ' + ', '.join(f'{g} {n}' for g, n in counts.items()) + '.', '',
-              'Formats: PSNR (dB) 2 decimals; SSIM, MAE, LPIPS, NIQE 3 decimals. '
-              '↑ higher is better, ↓ lower is better.', '', 'Metrics:', '']
-    lines += [f'- {TITLES[m]}: {SETTINGS[m]}' for m in metrics]
+              FORMATS_NOTE, '', 'Metrics:', '']
+    lines += [f'- {TITLES[m]}: {settings[m]}' for m in metrics]
+    if protocol:
+        lines += ['', 'Protocol (compared by evaluate.py merge):', '']
+        lines += [f'- {key}: {value}' for key, value in flatten(protocol).items()]
     with open(os.path.join(out_dir, 'results.md'), 'w', encoding='utf-8') as file:
         file.write('\n'.join(lines) + '\n')
     return result
@@ -512,8 +779,49 @@ def load_weights(path):
     return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in checkpoint.items()}
 
 
+DPDD_DATASET_TYPES = ('DPDDDataset', 'Dataset_DefocusDeblur_DualPixel_16bit')  # take the pairing option
+
+
+def _inference_record(args, net_name, dataset_opt):
+    """What made the files in OUT/restored (restored/inference.json): resuming needs the same."""
+    return {'options': os.path.abspath(args.opt), 'weights': os.path.abspath(args.weights), 'network': net_name,
+            'dataset': dataset_opt['name'],
+            'inference': {'mode': 'tiled', 'tile': args.tile, 'overlap': args.tile_overlap} if args.tile
+            else {'mode': 'whole'}}
+
+
+def _check_restored_folder(folder, record):
+    """Refuse to resume in a restored/ folder made with other options, weights or tiling."""
+    marker = os.path.join(folder, 'inference.json')
+    pngs = [n for n in os.listdir(folder) if n.endswith('.png') and not n.startswith('.')] if os.path.isdir(folder) \
+        else []
+    if os.path.isfile(marker):
+        with open(marker, encoding='utf-8') as file:
+            try:
+                earlier = json.load(file)
+            except ValueError:
+                earlier = None
+        if earlier != record:
+            earlier = earlier if isinstance(earlier, dict) else {}
+            changes = '; '.join(f'{key}: {earlier.get(key)} then, {value} now' for key, value in record.items()
+                                if earlier.get(key) != value)
+            raise EvaluateError(f'{folder} holds results made differently ({changes}; from {marker}); delete the '
+                                f'folder or choose another --out.')
+        return  # the same settings: resume
+    if pngs:
+        raise EvaluateError(f'{folder} holds {len(pngs)} restored images but no inference.json saying how they were '
+                            f'made (an older evaluate.py, which tiled by default); delete the folder or choose another '
+                            f'--out.')
+    os.makedirs(folder, exist_ok=True)
+    with open(marker, 'w', encoding='utf-8') as file:
+        json.dump(record, file, indent=2)
+        file.write('\n')
+
+
 def restore(args):
-    """Run the options' network on its test dataset; [(restored path, gt path)] natural-sorted by gt."""
+    """Run the options' network on its test dataset, whole images unless --tile (16-bit PNGs named after the
+    source scenes in OUT/restored). Returns ([(restored path, gt path)] paired by --pairing, the rule used,
+    settings, protocol's inference)."""
     import cv2
     import torch
     from tqdm import tqdm
@@ -526,6 +834,8 @@ def restore(args):
     if args.tile < 0 or (args.tile and not 0 <= args.tile_overlap < args.tile):
         raise EvaluateError(f'--tile {args.tile} --tile-overlap {args.tile_overlap}: need tile >= 0 '
                             f'(0 = whole image) and 0 <= overlap < tile.')
+    if args.pairing_given and dataset_opt.get('type') in DPDD_DATASET_TYPES:
+        dataset_opt['pairing'] = args.pairing
     try:
         net = build_network(opt['network_g'])
     except (KeyError, TypeError) as error:
@@ -543,17 +853,19 @@ def restore(args):
         raise EvaluateError(f'--opt {args.opt}: cannot build dataset {dataset_opt["name"]} '
                             f'({type(error).__name__}: {error}).') from None
     folder = os.path.join(args.out, 'restored')
-    os.makedirs(folder, exist_ok=True)
-    pairs, seen = [], {}
+    record = _inference_record(args, type(net).__name__, dataset_opt)
+    _check_restored_folder(folder, record)
+    restored, gt, seen = [], [], {}
     for index in tqdm(range(len(dataset)), desc='restore', unit='img', file=sys.stderr, dynamic_ncols=True):
         sample = dataset[index]
-        name = stem(sample['lq_path'])
+        name = stem(sample['lq_path'])  # the source scene (DPDDDataset) or the input's name
         if name in seen:
             raise EvaluateError(f'dataset {dataset_opt["name"]}: two inputs named {name}: {seen[name]} and '
                                 f'{sample["lq_path"]}.')
         seen[name] = sample['lq_path']
         path = os.path.join(folder, f'{name}.png')
-        pairs.append((path, sample['gt_path']))
+        restored.append(path)
+        gt.append(sample['gt_path'])
         if os.path.isfile(path):
             continue
         x = sample['lq'].unsqueeze(0).to(device)
@@ -567,20 +879,24 @@ def restore(args):
         if not cv2.imwrite(temporary, image):
             raise EvaluateError(f'cannot write {temporary}.')
         os.replace(temporary, path)
-    pairs.sort(key=lambda pair: natural_key(os.path.basename(pair[1])))
+    gt_folders = sorted({os.path.dirname(g) for g in gt})
+    pairs, used = pair_files(restored, gt, args.pairing, folder, ', '.join(gt_folders))
     args.method = args.method or opt.get('name') or stem(args.opt)
     args.dataset = args.dataset if args.dataset is not None else dataset_opt.get('name', '')
+    inference = record['inference']
     settings = {'inference': f'{type(net).__name__} from {os.path.abspath(args.opt)} (datasets: '
                              f'{dataset_opt["name"]}), weights {os.path.abspath(args.weights)}, '
                              + (f'tiles {args.tile} px, overlap {args.tile_overlap}' if args.tile else 'whole images')
                              + f', on {device.type}; saved as 16-bit PNG'}
-    return pairs, settings
+    return pairs, used, settings, inference
 
 
 # ------------------------------------------------------------------------------------------- CLI
 
 def command_run(args):
     metrics = tuple(m for m in METRICS if m in args.metrics)
+    args.pairing_given = args.pairing is not None
+    args.pairing = args.pairing or 'auto'
     if args.opt:
         if args.restored or args.gt:
             raise EvaluateError('give either --opt and --weights (restore, then evaluate) or --restored and --gt, '
@@ -588,24 +904,32 @@ def command_run(args):
         if not args.weights:
             raise EvaluateError('--opt needs --weights (the network weights, e.g. net_g_latest.pth).')
         os.makedirs(args.out, exist_ok=True)
-        pairs, extra = restore(args)
+        pairs, used, extra, inference = restore(args)
     else:
         if not (args.restored and args.gt):
             raise EvaluateError('run needs --restored DIR and --gt DIR (or --opt OPTIONS.yml --weights FILE).')
-        if args.weights or args.dataset_key:
-            raise EvaluateError('--weights and --dataset-key go with --opt.')
-        pairs, extra = match_folders(args.restored, args.gt), {}
+        if args.weights or args.dataset_key or args.tile:
+            raise EvaluateError('--weights, --dataset-key and --tile go with --opt.')
+        pairs, used = match_folders(args.restored, args.gt, args.pairing)
+        extra, inference = {}, {'mode': 'unknown (given restored images)'}
         args.method = args.method or os.path.basename(os.path.normpath(args.restored))
         os.makedirs(args.out, exist_ok=True)
+    args.ssim = args.ssim or default_ssim(args.dataset)
+    if 'ssim' in metrics and args.ssim == 'matlab':
+        matlab_ssim_function()  # fails early (status 2) when the metric is missing
     gt_names = [stem(g) for _, g in pairs]
-    if len(set(gt_names)) != len(gt_names):
-        raise EvaluateError('two ground-truth images share a name: '
-                            f'{_listing(sorted({n for n in gt_names if gt_names.count(n) > 1}))}.')
     categories, assignment = load_categories(args.labels, gt_names)
-    rows, computed, skipped = evaluate_pairs(pairs, args.out, metrics, assignment, args.lpips_weights)
-    result = write_results(args.out, args, metrics, categories, rows, [], extra)
-    print(f'evaluated {len(rows)} images: computed {computed}, skipped {skipped} (cached in '
-          f'{os.path.join(args.out, "per_image.csv")})')
+    depths = (set_bit_depth([r for r, _ in pairs]), set_bit_depth([g for _, g in pairs]))
+    protocol = build_protocol(metrics, args.pairing, used, depths, inference, args.ssim)
+    notes = []
+    warning = bit_depth_warning(depths)
+    if warning:
+        warn(warning)
+        notes.append(f'Warning: {warning}')
+    rows, computed, skipped = evaluate_pairs(pairs, args.out, metrics, assignment, args.lpips_weights, args.ssim)
+    result = write_results(args.out, args, metrics, categories, rows, notes, extra, protocol)
+    print(f'evaluated {len(rows)} images (paired by {used}, SSIM {args.ssim}): computed {computed}, skipped '
+          f'{skipped} (cached in {os.path.join(args.out, "per_image.csv")})')
     for group, values in result['groups'].items():
         print(f'{group} ({result["counts"][group]}): '
               + ', '.join(f'{TITLES[m]} {format_value(values[m], m)}' for m in metrics))
@@ -629,12 +953,49 @@ def load_result(path):
     return result
 
 
+def protocol_differences(runs):
+    """Differences between the protocols of runs on the same dataset: [(field, text)] for
+    runs = [(path, dataset, protocol or None)]. Every field but NOT_COMPARED is compared with the dataset's
+    first run; a metric's variant (and lpips.*) only where both runs computed it; a run without a protocol
+    (an older results.json) differs."""
+    differences = []
+    by_dataset = {}
+    for path, dataset, protocol in runs:
+        by_dataset.setdefault(dataset, []).append((path, protocol))
+    for dataset, members in by_dataset.items():
+        if len(members) < 2:
+            continue
+        on = f' on {dataset}' if dataset else ''
+        for path, protocol in members:
+            if not isinstance(protocol, dict):
+                differences.append(('protocol', f'{path}{on} has no protocol (a results.json of an older '
+                                                f'evaluate.py; rerun "evaluate.py run" into its folder to add it: '
+                                                f'cached per-image values are reused)'))
+        having = [(path, flatten(protocol)) for path, protocol in members if isinstance(protocol, dict)]
+        if len(having) < 2:
+            continue
+        first_path, first = having[0]
+        for path, flat in having[1:]:
+            for key in list(dict.fromkeys(list(first) + list(flat))):
+                if key.split('.')[0] in NOT_COMPARED:
+                    continue
+                if key not in first or key not in flat:
+                    if key.startswith(('metrics.', 'lpips.')):
+                        continue  # a metric only one run computed: nothing to compare
+                elif first[key] == flat[key]:
+                    continue
+                differences.append((key, f'{key}{on}: {first.get(key, "absent")!r} in {first_path} but '
+                                         f'{flat.get(key, "absent")!r} in {path}'))
+    return differences
+
+
 def command_merge(args):
-    rows, sources, columns = {}, {}, []
+    rows, sources, columns, runs = {}, {}, [], []
     for path in args.results:
         result = load_result(path)
         row_key = (str(result['method']), str(result.get('loss') or ''))
         dataset = str(result.get('dataset') or '')
+        runs.append((path, dataset, result.get('protocol', NO_PROTOCOL)))
         values = rows.setdefault(row_key, {})
         groups = sorted(result['groups'], key=lambda g: g == COMBINED)  # Combined last, else as given
         for group in groups:
@@ -654,18 +1015,42 @@ def command_merge(args):
     group_order = list(dict.fromkeys(g for _, g, _ in columns))
     columns.sort(key=lambda c: (dataset_order.index(c[0]), c[1] == COMBINED, group_order.index(c[1]),
                                 METRICS.index(c[2])))
+    differences = protocol_differences(runs)
+    if differences and not args.force:
+        fields = list(dict.fromkeys(field for field, _ in differences))
+        raise EvaluateError(f'the runs were evaluated differently (protocol fields {", ".join(fields)}), so their '
+                            f'numbers are not comparable:\n  - ' + '\n  - '.join(why for _, why in differences)
+                            + '\nEvaluate them alike, or merge anyway with --force (the table then lists the '
+                              'differences).')
+    for _, why in differences:
+        warn(f'merged with --force although {why}')
     table_rows = [(method, loss, values) for (method, loss), values in rows.items()]
     text = markdown_table(table_rows, columns)
-    legend = ('Best in **bold**, second best <u>underlined</u> (compared as shown); ↑ higher is better, '
-              '↓ lower is better; - = not evaluated. PSNR in dB (2 decimals); SSIM, MAE, LPIPS, NIQE 3 decimals.')
+    legend = ('Best in **bold**, second best <u>underlined</u>, decided on the unrounded values (only exactly '
+              'equal values share a mark); ↑ higher is better, ↓ lower is better; - = not evaluated. PSNR in dB '
+              '(2 decimals); SSIM, MAE, LPIPS 4 decimals; NIQE 3 decimals.')
+    protocols = {}
+    for _, dataset, protocol in runs:
+        if isinstance(protocol, dict):
+            protocols.setdefault(dataset, protocol)
+    lines = [text, legend, '']
+    if differences:
+        lines += ['**Protocol differences** (merged with --force; the marked comparisons are not like for like):',
+                  ''] + [f'- {why}' for _, why in differences] + ['']
+    for dataset, protocol in protocols.items():
+        shown = {k: v for k, v in flatten(protocol).items() if k.split('.')[0] not in NOT_COMPARED}
+        lines += [f'Protocol{" of " + dataset if dataset else ""} (first run): '
+                  + '; '.join(f'{k} = {v}' for k, v in shown.items()), '']
+    lines += ['Sources: ' + ', '.join(args.results)]
     out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
     with open(args.out, 'w', encoding='utf-8') as file:
-        file.write(text + '\n' + legend + '\n\nSources: ' + ', '.join(args.results) + '\n')
+        file.write('\n'.join(lines) + '\n')
     if args.json:
         headers = column_headers(columns)
         merged = {'columns': [{'header': h, 'dataset': d, 'group': g, 'metric': m}
-                              for h, (d, g, m) in zip(headers, columns)], 'rows': []}
+                              for h, (d, g, m) in zip(headers, columns)], 'rows': [],
+                  'protocols': protocols, 'protocol_differences': [why for _, why in differences]}
         column_marks = {c: marks([r[2].get(c) for r in table_rows], c[2]) for c in columns}
         for i, (method, loss, values) in enumerate(table_rows):
             merged['rows'].append({'method': method, 'loss': loss,
@@ -690,19 +1075,33 @@ def build_parser():
     run.add_argument('--opt', help='BasicSR options (network_g, datasets): restore first')
     run.add_argument('--weights', help='network weights for --opt (params_ema / params / state dict)')
     run.add_argument('--dataset-key', help='datasets entry for --opt (default: first whose phase is not train)')
-    run.add_argument('--tile', type=int, default=512, help='tile size for --opt inference; 0 = whole image')
-    run.add_argument('--tile-overlap', type=int, default=32, help='tile overlap in pixels')
+    run.add_argument('--tile', type=int, default=0,
+                     help='--opt inference in tiles of this size (default 0: whole images, as the official DPDD '
+                          'tests; tiles change every output pixel of networks whose attention spans the image, '
+                          'e.g. Restormer)')
+    run.add_argument('--tile-overlap', type=int, default=32, help='tile overlap in pixels (with --tile)')
+    run.add_argument('--pairing', choices=PAIRINGS, default=None,
+                     help='how restored images pair with the ground truth: name (restored stem = gt stem '
+                          '[+ _anything]), position (natural-sorted, each pair checked to be the same capture: '
+                          "DPDD's targets carry their own capture numbers) or auto (name when every image "
+                          'pairs by name, else position; the default)')
+    run.add_argument('--ssim', choices=SSIM_VARIANTS, default=None,
+                     help="float: scikit-image SSIM on [0, 1] (DPDD); matlab: MATLAB's 3-D SSIM on the 8-bit "
+                          'images (GoPro / HIDE, Tab. III). Default: matlab when the dataset is GoPro or HIDE, '
+                          'else float')
     run.add_argument('--out', required=True, help='output folder (per_image.csv, results.json, results.md)')
     run.add_argument('--labels', help='folder with indoor_labels.npy / outdoor_labels.npy, or a name,category CSV')
     run.add_argument('--method', help='method name (default: options name or restored folder name)')
     run.add_argument('--loss', default='', help='loss name (e.g. L1, L1+ViT)')
-    run.add_argument('--dataset', help='dataset name (e.g. DPDD, GoPro, HIDE)')
+    run.add_argument('--dataset', help='dataset name (e.g. DPDD, GoPro, HIDE; GoPro and HIDE default to --ssim matlab)')
     run.add_argument('--lpips-weights', help="folder holding torchvision's alexnet-owt-7be5be79.pth")
     run.add_argument('--metrics', nargs='+', choices=METRICS, default=list(METRICS), help='metrics to compute')
     merge = commands.add_parser('merge', help='merge results.json files into one comparison table')
     merge.add_argument('results', nargs='+', help='results.json files of evaluate.py run')
     merge.add_argument('--out', required=True, help='markdown table to write')
     merge.add_argument('--json', help='also write the merged table as JSON')
+    merge.add_argument('--force', action='store_true',
+                       help='merge runs whose protocols differ (the table lists the differences)')
     return parser
 
 

@@ -10,12 +10,16 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, load_script, make_dpdd_tree, run
+from conftest import REPO, dpdd_release_names, load_script, make_dpdd_tree, run
 
 evaluate = load_script('evaluate')
 
-# natural order: scene10 is the 6th image (index 6), not the 2nd
-GT_NAMES = ['scene1', 'scene2', 'scene3', 'scene4', 'scene5', 'scene10']
+# Real DPDD test names: restored images are named after the SOURCES (basicsr.test: <src>_<suffix>.png),
+# the ground truth after the TARGETS, which carry their own capture numbers (1P0A0917 -> 1P0A0916).
+PAIRS = dpdd_release_names('test', 6)
+SOURCES = [src for src, _ in PAIRS]
+GT_NAMES = [trg for _, trg in PAIRS]
+SUFFIX = '_NAFNet'
 SIZE = (96, 192)  # NIQE needs two 96x96 blocks
 
 
@@ -30,20 +34,26 @@ def lpips_weights(tmp_path_factory):
     return str(folder)
 
 
-def fake_dpdd(root):
-    """6 16-bit gt images and restored = gt +/- offset_k (random signs per pixel), k = 65 * (i + 1):
-    MSE = (offset/65535)^2 and MAE = offset/65535 exactly. Returns (restored dir, gt dir, {name: offset})."""
+def fake_dpdd(root, restored_names=None, gt_names=GT_NAMES, restored_bits=16):
+    """6 16-bit gt images <trg>.png and restored <src>_NAFNet.png = gt +/- offset_k (random signs per pixel),
+    k = 65 * (i + 1): MSE = (offset/65535)^2 and MAE = offset/65535 exactly (16-bit restored).
+    Returns (restored dir, gt dir, {gt name: offset})."""
+    restored_names = restored_names or [src + SUFFIX for src in SOURCES]
     rng = np.random.default_rng(1)
     restored_dir, gt_dir = root / 'restored', root / 'gt'
+    root.mkdir(parents=True, exist_ok=True)
     restored_dir.mkdir()
     gt_dir.mkdir()
     offsets = {}
-    for index, name in enumerate(GT_NAMES):
+    for index, (restored_name, name) in enumerate(zip(restored_names, gt_names)):
         gt = rng.integers(1000, 64000, size=SIZE + (3,)).astype(np.int64)
         offset = 65 * (index + 1)
         signs = rng.choice([-1, 1], size=gt.shape)
+        restored = (gt + signs * offset).astype(np.uint16)
+        if restored_bits == 8:
+            restored = np.round(restored / 257.0).astype(np.uint8)
         cv2.imwrite(str(gt_dir / f'{name}.png'), gt.astype(np.uint16))
-        cv2.imwrite(str(restored_dir / f'{name}_L.png'), (gt + signs * offset).astype(np.uint16))
+        cv2.imwrite(str(restored_dir / f'{restored_name}.png'), restored)
         offsets[name] = offset / 65535.0
     return restored_dir, gt_dir, offsets
 
@@ -97,7 +107,8 @@ def test_metrics_groups_and_report(tmp_path, lpips_weights):
         d = offsets[row['name']]
         restored = cv2.imread(row['restored'], cv2.IMREAD_UNCHANGED)
         gt = cv2.imread(row['gt'], cv2.IMREAD_UNCHANGED)
-        assert row['restored'].endswith(f"{row['name']}_L.png") and row['gt'].endswith(f"{row['name']}.png")
+        source = SOURCES[GT_NAMES.index(row['name'])]  # paired with its own source, not by equal names
+        assert row['restored'].endswith(f'/{source}{SUFFIX}.png') and row['gt'].endswith(f"/{row['name']}.png")
         assert float(row['psnr']) == pytest.approx(10 * np.log10(1 / d**2), abs=1e-9)
         assert float(row['mae']) == pytest.approx(d, abs=1e-12)
         a, b = restored[..., ::-1] / 65535.0, gt[..., ::-1] / 65535.0
@@ -113,8 +124,7 @@ def test_metrics_groups_and_report(tmp_path, lpips_weights):
     assert list(result['groups']) == ['Indoor', 'Outdoor', 'Combined']
     assert result['counts'] == {'Indoor': 3, 'Outdoor': 3, 'Combined': 6}
     assert result['labelled'] is True and result['note'] is None
-    members = {'Indoor': ['scene1', 'scene3', 'scene5'], 'Outdoor': ['scene2', 'scene4', 'scene10'],
-               'Combined': GT_NAMES}
+    members = {'Indoor': GT_NAMES[0::2], 'Outdoor': GT_NAMES[1::2], 'Combined': GT_NAMES}
     by_name = {r['name']: r for r in rows}
     for group, names in members.items():
         assert result['groups'][group]['psnr'] == pytest.approx(
@@ -124,6 +134,17 @@ def test_metrics_groups_and_report(tmp_path, lpips_weights):
             assert result['groups'][group][metric] == pytest.approx(
                 np.mean([float(by_name[n][metric]) for n in names]), abs=1e-12)
     assert set(result['settings']) >= set(evaluate.METRICS)
+    from importlib.metadata import version
+    protocol = result['protocol']
+    assert protocol['pairing'] == {'option': 'auto', 'used': 'position'}  # DPDD names: auto chose position
+    assert protocol['bit_depth'] == {'restored': 16, 'gt': 16}
+    assert protocol['crop_border'] == 0 and protocol['colour_space'].startswith('RGB')
+    assert protocol['inference'] == {'mode': 'unknown (given restored images)'}
+    assert protocol['metrics']['psnr'] == 'float, 10log10(1/MSE), RGB, data range 1'
+    assert protocol['metrics']['ssim'] == 'skimage structural_similarity 7x7 uniform, per-channel mean, float'
+    assert protocol['metrics']['niqe'] == 'BasicSR calculate_niqe, 8-bit Y'
+    assert protocol['lpips'] == {'net': 'alex', 'version': '0.1', 'package': f"lpips {version('lpips')}"}
+    assert "net='alex'" in protocol['metrics']['lpips'] and version('lpips') in protocol['metrics']['lpips']
 
     markdown = (out / 'results.md').read_text()
     header, cells = table_cells(markdown)
@@ -132,7 +153,10 @@ def test_metrics_groups_and_report(tmp_path, lpips_weights):
             assert f'{group} {metric}' in header
     assert header.index('Indoor PSNR↑') < header.index('Outdoor PSNR↑') < header.index('Combined PSNR↑')
     assert cells[(('NAFNet', 'L1'), 'Combined PSNR↑')] == f"{result['groups']['Combined']['psnr']:.2f}"
-    assert cells[(('NAFNet', 'L1'), 'Indoor MAE↓')] == f"{result['groups']['Indoor']['mae']:.3f}"
+    assert cells[(('NAFNet', 'L1'), 'Indoor MAE↓')] == f"{result['groups']['Indoor']['mae']:.4f}"
+    assert cells[(('NAFNet', 'L1'), 'Outdoor SSIM↑')] == f"{result['groups']['Outdoor']['ssim']:.4f}"
+    assert cells[(('NAFNet', 'L1'), 'Combined LPIPS↓')] == f"{result['groups']['Combined']['lpips']:.4f}"
+    assert cells[(('NAFNet', 'L1'), 'Combined NIQE↓')] == f"{result['groups']['Combined']['niqe']:.3f}"
     assert '**' not in markdown.split('\n| ')[-1]  # a single run's table carries no marks
 
 
@@ -194,28 +218,38 @@ def test_second_run_recomputes_nothing(tmp_path, lpips_weights, monkeypatch, cap
     assert 'computed 0, skipped 6' in capsys.readouterr().out
     assert read_csv(out / 'per_image.csv') == second
 
-    changed = restored_dir / 'scene3_L.png'  # a rewritten file is evaluated again
+    changed = restored_dir / f'{SOURCES[2]}{SUFFIX}.png'  # a rewritten file is evaluated again
     cv2.imwrite(str(changed), cv2.imread(str(changed), cv2.IMREAD_UNCHANGED)[::-1])
     assert evaluate.main(args) == 0
     assert calls['calculate_psnr_float'] == 1 and 'computed 1, skipped 5' in capsys.readouterr().out
 
 
-def write_result(path, method, loss, dataset, groups):
+PROTOCOL = {'pairing': {'option': 'auto', 'used': 'position'}, 'bit_depth': {'restored': 16, 'gt': 16},
+            'colour_space': 'RGB', 'crop_border': 0, 'inference': {'mode': 'whole'},
+            'metrics': {'psnr': 'float, 10log10(1/MSE), RGB, data range 1',
+                        'ssim': 'skimage structural_similarity 7x7 uniform, per-channel mean, float'}}
+
+
+def write_result(path, method, loss, dataset, groups, protocol=PROTOCOL):
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({'method': method, 'loss': loss, 'dataset': dataset, 'groups': groups}))
+    result = {'method': method, 'loss': loss, 'dataset': dataset, 'groups': groups}
+    if protocol is not None:
+        result['protocol'] = protocol
+    path.write_text(json.dumps(result))
     return path
 
 
-def test_merge_marks_best_second_ties_and_missing(tmp_path):
+def test_merge_marks_best_second_on_unrounded_values(tmp_path):
     def groups(psnr, ssim, mae, lpips, niqe):
         values = {'psnr': psnr, 'ssim': ssim, 'mae': mae, 'lpips': lpips, 'niqe': niqe}
         values = {k: v for k, v in values.items() if v != 'absent'}
         return {'Indoor': values, 'Outdoor': dict(values), 'Combined': dict(values)}
-    files = [write_result(tmp_path / 'a.json', 'NAFNet', 'L1', 'DPDD', groups(25.0, 0.80, 0.030, 0.20, 4.0)),
-             write_result(tmp_path / 'b.json', 'NAFNet', 'L1+ViT', 'DPDD', groups(25.5, 0.82, 0.025, 0.10, 4.0)),
-             # SSIM 0.8204 and MAE 0.0251 show as 0.820 and 0.025: compared as shown, tied best with b
+    files = [write_result(tmp_path / 'a.json', 'NAFNet', 'L1', 'DPDD', groups(25.0, 0.80, 0.0300, 0.20, 4.0)),
+             write_result(tmp_path / 'b.json', 'NAFNet', 'L1+ViT', 'DPDD', groups(25.5, 0.82041, 0.02504, 0.10, 4.0)),
+             # SSIM 0.82039 and MAE 0.02496 print as 0.8204 and 0.0250 like b's, but differ: the marks follow
+             # the unrounded values (c is best in MAE, second in SSIM); PSNR 25.5 equals b's exactly: shared
              write_result(tmp_path / 'c.json', 'Restormer', 'L1', 'DPDD',
-                          groups(25.2, 0.8204, 0.0251, 'absent', 4.0))]
+                          groups(25.5, 0.82039, 0.02496, 'absent', 4.0))]
     table, merged = tmp_path / 'table.md', tmp_path / 'merged.json'
     assert evaluate.main(['merge', *map(str, files), '--out', str(table), '--json', str(merged)]) == 0
     header, cells = table_cells(table.read_text())
@@ -225,33 +259,82 @@ def test_merge_marks_best_second_ties_and_missing(tmp_path):
     for group in ('Indoor', 'Outdoor', 'Combined'):
         psnr, ssim, mae = f'{group} PSNR↑', f'{group} SSIM↑', f'{group} MAE↓'
         lpips, niqe = f'{group} LPIPS↓', f'{group} NIQE↓'
-        assert (cells[(b, psnr)], cells[(c, psnr)], cells[(a, psnr)]) == ('**25.50**', '<u>25.20</u>', '25.00')
-        assert (cells[(b, ssim)], cells[(c, ssim)], cells[(a, ssim)]) == ('**0.820**', '**0.820**', '<u>0.800</u>')
-        assert (cells[(b, mae)], cells[(c, mae)], cells[(a, mae)]) == ('**0.025**', '**0.025**', '<u>0.030</u>')
-        assert (cells[(b, lpips)], cells[(a, lpips)], cells[(c, lpips)]) == ('**0.100**', '<u>0.200</u>', '-')
+        assert (cells[(b, psnr)], cells[(c, psnr)], cells[(a, psnr)]) == ('**25.50**', '**25.50**', '<u>25.00</u>')
+        assert (cells[(b, ssim)], cells[(c, ssim)], cells[(a, ssim)]) == ('**0.8204**', '<u>0.8204</u>', '0.8000')
+        assert (cells[(c, mae)], cells[(b, mae)], cells[(a, mae)]) == ('**0.0250**', '<u>0.0250</u>', '0.0300')
+        assert (cells[(b, lpips)], cells[(a, lpips)], cells[(c, lpips)]) == ('**0.1000**', '<u>0.2000</u>', '-')
         assert {cells[(r, niqe)] for r in (a, b, c)} == {'**4.000**'}  # all tied: all bold, none second
     rows = read_json(merged)['rows']
     assert [(r['method'], r['loss']) for r in rows] == [a, b, c]
     assert rows[2]['values']['Indoor LPIPS↓'] is None and rows[1]['marks']['Indoor PSNR↑'] == 'best'
+    assert rows[2]['marks']['Indoor SSIM↑'] == 'second' and rows[2]['values']['Indoor SSIM↑'] == 0.82039
+    assert read_json(merged)['protocols'] == {'DPDD': PROTOCOL} and read_json(merged)['protocol_differences'] == []
 
 
 def test_merge_datasets_as_column_groups(tmp_path):
     combined = {'Combined': {'psnr': 30.0, 'ssim': 0.9}}
-    files = [write_result(tmp_path / 'a_gopro.json', 'NAFNet', 'L1', 'GoPro', combined),
-             write_result(tmp_path / 'a_hide.json', 'NAFNet', 'L1', 'HIDE', {'Combined': {'psnr': 28.0, 'ssim': 0.8}}),
+    matlab = dict(PROTOCOL, bit_depth={'restored': 8, 'gt': 8},
+                  metrics={'ssim': 'MATLAB ssim 3-D, 11x11x11 Gaussian sigma 1.5, 8-bit'})
+    files = [write_result(tmp_path / 'a_gopro.json', 'NAFNet', 'L1', 'GoPro', combined, matlab),
+             write_result(tmp_path / 'a_hide.json', 'NAFNet', 'L1', 'HIDE', {'Combined': {'psnr': 28.0, 'ssim': 0.8}},
+                          matlab),
              write_result(tmp_path / 'b_gopro.json', 'NAFNet', 'L1+ViT', 'GoPro',
-                          {'Combined': {'psnr': 30.5, 'ssim': 0.9}})]
+                          {'Combined': {'psnr': 30.5, 'ssim': 0.9}}, matlab)]
     table = tmp_path / 'table.md'
     assert evaluate.main(['merge', *map(str, files), '--out', str(table)]) == 0
     header, cells = table_cells(table.read_text())
     assert header == ['Method', 'Loss', 'GoPro PSNR↑', 'GoPro SSIM↑', 'HIDE PSNR↑', 'HIDE SSIM↑']
     a, b = ('NAFNet', 'L1'), ('NAFNet', 'L1+ViT')
     assert (cells[(a, 'GoPro PSNR↑')], cells[(b, 'GoPro PSNR↑')]) == ('<u>30.00</u>', '**30.50**')
-    assert (cells[(a, 'GoPro SSIM↑')], cells[(b, 'GoPro SSIM↑')]) == ('**0.900**', '**0.900**')
+    assert (cells[(a, 'GoPro SSIM↑')], cells[(b, 'GoPro SSIM↑')]) == ('**0.9000**', '**0.9000**')
     assert (cells[(a, 'HIDE PSNR↑')], cells[(b, 'HIDE PSNR↑')]) == ('**28.00**', '-')  # one value: bold only
+    assert 'Protocol of GoPro' in table.read_text() and 'MATLAB ssim 3-D' in table.read_text()
 
-    clash = write_result(tmp_path / 'again.json', 'NAFNet', 'L1', 'GoPro', combined)
+    clash = write_result(tmp_path / 'again.json', 'NAFNet', 'L1', 'GoPro', combined, matlab)
     assert evaluate.main(['merge', str(files[0]), str(clash), '--out', str(table)]) == 2
+
+
+def test_merge_refuses_differing_protocols(tmp_path, capsys):
+    groups = {'Combined': {'psnr': 25.0, 'ssim': 0.8}}
+    base = write_result(tmp_path / 'a.json', 'NAFNet', 'L1', 'DPDD', groups)
+    tiled = write_result(tmp_path / 'b.json', 'NAFNet', 'L1+ViT', 'DPDD', groups,
+                         dict(PROTOCOL, inference={'mode': 'tiled', 'tile': 512, 'overlap': 32},
+                              pairing={'option': 'name', 'used': 'name'}))  # pairing is not compared
+    table = tmp_path / 'table.md'
+    capsys.readouterr()
+    assert evaluate.main(['merge', str(base), str(tiled), '--out', str(table)]) == 2
+    message = capsys.readouterr().err
+    assert 'inference.mode' in message and 'inference.tile' in message and 'pairing' not in message
+    assert 'a.json' in message and 'b.json' in message and '--force' in message and not table.exists()
+
+    capsys.readouterr()
+    assert evaluate.main(['merge', str(base), str(tiled), '--out', str(table), '--force']) == 0
+    text = table.read_text()
+    assert 'Protocol differences' in text and 'inference.mode' in text and "'tiled'" in text
+    assert 'inference.mode' in capsys.readouterr().err  # warned as well
+    _, cells = table_cells(text)
+    assert cells[(('NAFNet', 'L1'), 'Combined PSNR↑')] == '**25.00**'
+
+    # a metric's variant counts only where both runs computed it; a differing one is named
+    psnr_only = write_result(tmp_path / 'c.json', 'DPDNet', 'L1', 'DPDD', {'Combined': {'psnr': 24.0}},
+                             dict(PROTOCOL, metrics={'psnr': PROTOCOL['metrics']['psnr']}))
+    assert evaluate.main(['merge', str(base), str(psnr_only), '--out', str(table)]) == 0
+    matlab = write_result(tmp_path / 'd.json', 'DPDNet', 'L1', 'DPDD', groups,
+                          dict(PROTOCOL, metrics=dict(PROTOCOL['metrics'], ssim='MATLAB ssim 3-D'),
+                               bit_depth={'restored': 8, 'gt': 16}))
+    capsys.readouterr()
+    assert evaluate.main(['merge', str(base), str(matlab), '--out', str(table)]) == 2
+    message = capsys.readouterr().err
+    assert 'metrics.ssim' in message and 'bit_depth.restored' in message and 'bit_depth.gt' not in message
+
+    # an older results.json without a protocol: refused with a clear message, accepted with --force
+    old = write_result(tmp_path / 'old.json', 'Uformer', 'L1', 'DPDD', groups, protocol=None)
+    capsys.readouterr()
+    assert evaluate.main(['merge', str(base), str(old), '--out', str(table)]) == 2
+    message = capsys.readouterr().err
+    assert 'old.json' in message and 'no protocol' in message and 'older evaluate.py' in message
+    assert evaluate.main(['merge', str(base), str(old), '--out', str(table), '--force']) == 0
+    assert 'old.json on DPDD has no protocol' in table.read_text()
 
 
 def test_input_errors(tmp_path, capsys):
@@ -265,24 +348,19 @@ def test_input_errors(tmp_path, capsys):
         assert message.startswith('evaluate: error: ') and 'Traceback' not in message
         return message
 
-    cv2.imwrite(str(restored_dir / 'extra_L.png'), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(str(restored_dir / f'zzz{SUFFIX}.png'), np.zeros((8, 8, 3), np.uint8))
     message = error(*run_args(restored_dir, gt_dir, out))
-    assert '7 restored images' in message and '6 ground-truth' in message and 'extra_L.png' in message
-    (restored_dir / 'extra_L.png').unlink()
-
-    (restored_dir / 'scene3_L.png').rename(restored_dir / 'scene3x_L.png')
-    message = error(*run_args(restored_dir, gt_dir, out))
-    assert 'do not match' in message and 'scene3x_L.png vs scene3.png' in message
-    (restored_dir / 'scene3x_L.png').rename(restored_dir / 'scene3_L.png')
+    assert '7 restored images' in message and '6 ground-truth' in message and f'zzz{SUFFIX}.png' in message
+    (restored_dir / f'zzz{SUFFIX}.png').unlink()
 
     message = error(*run_args(restored_dir, gt_dir, out, '--labels', labels_dir(tmp_path, outdoor=(2, 4, 7)),
                               '--metrics', 'mae'))
     assert 'outdoor_labels.npy' in message and '7 out of range 1..6' in message
     message = error(*run_args(restored_dir, gt_dir, out, '--labels', labels_dir(tmp_path, outdoor=(2, 3, 6)),
                               '--metrics', 'mae'))
-    assert 'scene3' in message and 'two categories' in message
+    assert GT_NAMES[2] in message and 'two categories' in message
     table = tmp_path / 'labels.csv'
-    table.write_text('scene1,Indoor\nscene99,Outdoor\n')
+    table.write_text(f'{GT_NAMES[0]},Indoor\nscene99,Outdoor\n')
     message = error(*run_args(restored_dir, gt_dir, out, '--labels', table, '--metrics', 'mae'))
     assert 'scene99' in message and 'labels.csv' in message
 
@@ -298,11 +376,136 @@ def test_input_errors(tmp_path, capsys):
     assert 'absent' in proc.stderr and 'Traceback' not in proc.stderr
 
 
+def errors(capsys, *args):
+    """Run evaluate.main(args), expect status 2; returns the message."""
+    capsys.readouterr()
+    assert evaluate.main(list(map(str, args))) == 2
+    message = capsys.readouterr().err
+    assert message.startswith('evaluate: error: ') and 'Traceback' not in message
+    return message
+
+
+def test_pairing_by_position_checks_captures(tmp_path, capsys):
+    """DPDD: restored <src>_NAFNet.png against targets <trg>.png pair by checked sorted position; the old
+    equal-stem rule cannot pair them, --pairing name refuses them."""
+    restored_dir, gt_dir, _ = fake_dpdd(tmp_path)
+    assert not any(evaluate.stems_match(src + SUFFIX, trg) for src, trg in PAIRS)  # names never equal
+    for pairing in ('auto', 'position'):
+        pairs, used = evaluate.match_folders(str(restored_dir), str(gt_dir), pairing)
+        assert used == 'position'
+        assert [(p.rsplit('/', 1)[1], g.rsplit('/', 1)[1]) for p, g in pairs] == \
+            [(f'{src}{SUFFIX}.png', f'{trg}.png') for src, trg in PAIRS]
+    message = errors(capsys, *run_args(restored_dir, gt_dir, tmp_path / 'o', '--pairing', 'name', '--metrics', 'mae'))
+    assert 'by name' in message and GT_NAMES[0] in message
+
+    # a restored file of another capture among the others (equal counts): the pair is named, nothing evaluated
+    other = SOURCES[2][:-4] + f'{int(SOURCES[2][-4:]) + 10:04d}'
+    assert SOURCES[1] < other < SOURCES[3]  # sorts into the same place
+    (restored_dir / f'{SOURCES[2]}{SUFFIX}.png').rename(restored_dir / f'{other}{SUFFIX}.png')
+    out = tmp_path / 'other'
+    message = errors(capsys, *run_args(restored_dir, gt_dir, out, '--metrics', 'mae'))
+    assert f'{other}{SUFFIX}.png vs {GT_NAMES[2]}.png' in message and 'not the same capture' in message
+    assert '1 of 6' in message and str(restored_dir) in message and not (out / 'per_image.csv').exists()
+    (restored_dir / f'{other}{SUFFIX}.png').rename(restored_dir / f'{SOURCES[2]}{SUFFIX}.png')
+
+    # a missing restored file: refused, naming its target, never paired shifted
+    (restored_dir / f'{SOURCES[3]}{SUFFIX}.png').unlink()
+    out = tmp_path / 'missing'
+    message = errors(capsys, *run_args(restored_dir, gt_dir, out, '--metrics', 'mae'))
+    assert '5 restored images but 6 ground-truth images' in message
+    assert f'only in ground truth: {GT_NAMES[3]}.png' in message and 'Only in restored: none' in message
+    assert not (out / 'per_image.csv').exists()
+
+
+def test_pairing_by_name(tmp_path, capsys):
+    """GoPro-like sets (target named like its source) pair by name, with or without BasicSR's suffix; exactly
+    matching names still pair by name under auto; --pairing position accepts them too."""
+    names = ['GOPR0384_11_00_000001', 'GOPR0384_11_00_000002', 'GOPR0410_11_00_000010']
+    for restored_names, folder in ((names, 'equal'), ([n + '_Restormer' for n in names], 'suffix')):
+        restored_dir, gt_dir, offsets = fake_dpdd(tmp_path / folder, restored_names, names)
+        for pairing, expected in (('auto', 'name'), ('name', 'name'), ('position', 'position')):
+            out = tmp_path / folder / pairing
+            assert evaluate.main(run_args(restored_dir, gt_dir, out, '--pairing', pairing, '--metrics', 'mae')) == 0
+            result = read_json(out / 'results.json')
+            assert result['protocol']['pairing'] == {'option': pairing, 'used': expected}
+            rows = read_csv(out / 'per_image.csv')
+            assert [r['name'] for r in rows] == names
+            assert [r['restored'].rsplit('/', 1)[1] for r in rows] == [f'{n}.png' for n in restored_names]
+            assert [float(r['mae']) for r in rows] == pytest.approx([offsets[n] for n in names], abs=1e-12)
+    # name pairing is not fooled by a shared prefix: GOPR0384_11_00_000001 is not ..._0000010
+    restored_dir, gt_dir, _ = fake_dpdd(tmp_path / 'prefix', ['a_1_x', 'a_10_x'], ['a_10', 'a_1'])
+    pairs, used = evaluate.match_folders(str(restored_dir), str(gt_dir), 'auto')
+    assert used == 'name' and [(p.rsplit('/', 1)[1], g.rsplit('/', 1)[1]) for p, g in pairs] == \
+        [('a_1_x.png', 'a_1.png'), ('a_10_x.png', 'a_10.png')]
+    # two restored images of one scene under --pairing name: both named
+    restored_dir, gt_dir, _ = fake_dpdd(tmp_path / 'twice', ['s1_L', 's1_R'], ['s1', 's2'])
+    message = errors(capsys, *run_args(restored_dir, gt_dir, tmp_path / 'o', '--pairing', 'name'))
+    assert 's1_L.png and s1_R.png' in message
+
+
+def test_bit_depth_warning(tmp_path, capsys):
+    restored_dir, gt_dir, _ = fake_dpdd(tmp_path, restored_bits=8)
+    out = tmp_path / 'out'
+    capsys.readouterr()
+    assert evaluate.main(run_args(restored_dir, gt_dir, out, '--metrics', 'psnr')) == 0
+    err = capsys.readouterr().err
+    assert 'evaluate: warning: restored images are 8-bit but the ground truth is 16-bit' in err
+    result = read_json(out / 'results.json')
+    assert result['protocol']['bit_depth'] == {'restored': 8, 'gt': 16}
+    assert 'restored images are 8-bit but the ground truth is 16-bit' in (out / 'results.md').read_text()
+    assert '8-bit' in result['note']
+
+    same = tmp_path / 'same'  # 16-bit against 16-bit: no warning
+    restored16, gt16, _ = fake_dpdd(same)
+    capsys.readouterr()
+    assert evaluate.main(run_args(restored16, gt16, same / 'out', '--metrics', 'psnr')) == 0
+    assert 'warning' not in capsys.readouterr().err
+    assert read_json(same / 'out' / 'results.json')['protocol']['bit_depth'] == {'restored': 16, 'gt': 16}
+
+
+def test_ssim_matlab(tmp_path):
+    from basicsr.utils.registry import METRIC_REGISTRY
+    import basicsr_vitloss.metrics  # noqa: F401
+    if 'calculate_ssim_matlab' not in METRIC_REGISTRY:
+        pytest.skip('calculate_ssim_matlab is not registered in this checkout')
+    calculate_ssim_matlab = METRIC_REGISTRY.get('calculate_ssim_matlab')
+    restored_dir, gt_dir, _ = fake_dpdd(tmp_path, restored_bits=8)
+    out = tmp_path / 'out'
+    assert evaluate.main(run_args(restored_dir, gt_dir, out, '--metrics', 'ssim', '--ssim', 'matlab')) == 0
+    rows = read_csv(out / 'per_image.csv')
+    for row in rows:
+        restored = cv2.imread(row['restored'], cv2.IMREAD_UNCHANGED)  # 8-bit
+        gt = np.round(cv2.imread(row['gt'], cv2.IMREAD_UNCHANGED) / 257.0).astype(np.uint8)  # 16-bit -> 8
+        assert restored.dtype == np.uint8
+        assert float(row['ssim']) == pytest.approx(calculate_ssim_matlab(restored, gt, crop_border=0), abs=1e-12)
+        assert row['ssim_variant'] == 'matlab'
+    result = read_json(out / 'results.json')
+    assert result['protocol']['metrics']['ssim'] == 'MATLAB ssim 3-D, 11x11x11 Gaussian sigma 1.5, 8-bit'
+    assert 'calculate_ssim_matlab' in result['settings']['ssim']
+
+    # the same folder with --ssim float: recomputed (the cached value is the other SSIM), a different number
+    assert evaluate.main(run_args(restored_dir, gt_dir, out, '--metrics', 'ssim', '--ssim', 'float')) == 0
+    floats = read_csv(out / 'per_image.csv')
+    assert all(r['ssim_variant'] == 'float' for r in floats)
+    assert all(float(a['ssim']) != float(b['ssim']) for a, b in zip(rows, floats))
+    assert read_json(out / 'results.json')['protocol']['metrics']['ssim'].startswith('skimage')
+
+    # GoPro / HIDE default to MATLAB's SSIM, DPDD to float
+    for dataset, variant in (('GoPro', 'MATLAB'), ('HIDE_test', 'MATLAB'), ('DPDD', 'skimage')):
+        target = tmp_path / dataset
+        assert evaluate.main(run_args(restored_dir, gt_dir, target, '--metrics', 'ssim', '--dataset', dataset)) == 0
+        assert read_json(target / 'results.json')['protocol']['metrics']['ssim'].startswith(variant)
+
+
 def test_inference_from_options(tmp_path, lpips_weights, capsys):
+    """run --opt: whole images by default (the saved result is the net's forward on the whole image), results
+    named after the source scenes and paired with the release's targets; --tile N tiles; a restored/ folder
+    made with other tiling is not reused."""
     from basicsr_vitloss.data.image_io import read_image  # basicsr_vitloss before basicsr
     from basicsr_vitloss.utils.tiling import tiled_forward
     from basicsr.archs import build_network
     folders = make_dpdd_tree(tmp_path / 'dpdd', split='test', scenes=2, size=(40, 56))
+    pairs = dpdd_release_names('test', 2)
     network = {'type': 'NAFNet', 'img_channel': 6, 'out_channels': 3, 'width': 8, 'enc_blk_nums': [1],
                'dec_blk_nums': [1], 'middle_blk_num': 1}
     options = {'name': 'tiny_nafnet', 'network_g': network,
@@ -317,31 +520,52 @@ def test_inference_from_options(tmp_path, lpips_weights, capsys):
     torch.save({'params': net.state_dict()}, tmp_path / 'net_g.pth')
     out = tmp_path / 'out'
     args = ['run', '--opt', str(opt_file), '--weights', str(tmp_path / 'net_g.pth'), '--out', str(out),
-            '--tile', '32', '--tile-overlap', '8', '--lpips-weights', lpips_weights, '--loss', 'L1']
+            '--lpips-weights', lpips_weights, '--loss', 'L1']
     assert evaluate.main(args) == 0
 
-    for index in range(2):
-        path = out / 'restored' / f'scene{index:03d}_L.png'
-        saved = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    inputs = {}
+    for source, _ in pairs:
+        lq = np.concatenate([read_image(f"{folders['lqL']}/{source}_L.png"),
+                             read_image(f"{folders['lqR']}/{source}_R.png")], axis=2)
+        inputs[source] = torch.from_numpy(lq.transpose(2, 0, 1)).unsqueeze(0)
+        saved = cv2.imread(str(out / 'restored' / f'{source}.png'), cv2.IMREAD_UNCHANGED)
         assert saved.dtype == np.uint16 and saved.shape == (40, 56, 3)
-        lq = np.concatenate([read_image(f"{folders['lqL']}/scene{index:03d}_L.png"),
-                             read_image(f"{folders['lqR']}/scene{index:03d}_R.png")], axis=2)
-        x = torch.from_numpy(lq.transpose(2, 0, 1)).unsqueeze(0)
-        expected = tiled_forward(net, x, 32, 8)[0].clamp(0, 1).numpy().transpose(1, 2, 0)
-        assert np.abs(saved[..., ::-1] / 65535.0 - expected).max() <= 1 / 65535 + 1e-6
-        assert expected.std() > 0.01
+        with torch.no_grad():
+            whole = net(inputs[source])[0].clamp(0, 1).numpy().transpose(1, 2, 0)
+            tiled = tiled_forward(net, inputs[source], 32, 8)[0].clamp(0, 1).numpy().transpose(1, 2, 0)
+        assert np.abs(saved[..., ::-1] / 65535.0 - whole).max() <= 1 / 65535 + 1e-6
+        assert np.abs(whole - tiled).max() > 1e-3 and whole.std() > 0.01  # tiling would have shown
 
     rows = read_csv(out / 'per_image.csv')
-    assert [r['name'] for r in rows] == ['scene000', 'scene001']
+    assert [r['name'] for r in rows] == [target for _, target in pairs]
+    assert [r['restored'].rsplit('/', 1)[1] for r in rows] == [f'{source}.png' for source, _ in pairs]
     assert all(r['gt'].endswith(f"test_c/target/{r['name']}.png") for r in rows)
     assert all(math.isnan(float(r['niqe'])) for r in rows)  # 40x56 has no 96x96 NIQE block
     result = read_json(out / 'results.json')
     assert (result['method'], result['dataset'], result['n_images']) == ('tiny_nafnet', 'dpdd', 2)
     assert result['groups']['Combined']['niqe'] is None and result['groups']['Combined']['psnr'] > 0
-    assert 'NIQE undefined' in result['note'] and 'tiles 32' in result['settings']['inference']
+    assert 'NIQE undefined' in result['note'] and 'whole images' in result['settings']['inference']
+    assert result['protocol']['inference'] == {'mode': 'whole'}
+    assert result['protocol']['pairing'] == {'option': 'auto', 'used': 'position'}
+    assert result['protocol']['bit_depth'] == {'restored': 16, 'gt': 16}
 
     mtimes = [p.stat().st_mtime_ns for p in sorted((out / 'restored').iterdir())]
     capsys.readouterr()
     assert evaluate.main(args) == 0  # resumed: nothing restored or evaluated again
     assert [p.stat().st_mtime_ns for p in sorted((out / 'restored').iterdir())] == mtimes
     assert 'computed 0, skipped 2' in capsys.readouterr().out
+
+    # tiled on request, recorded in the protocol; never mixed with the whole-image results of another run
+    message = errors(capsys, *args, '--tile', '32', '--tile-overlap', '8')
+    assert 'inference' in message and 'restored' in message and 'another --out' in message
+    tiled_out = tmp_path / 'tiled'
+    tiled_args = [a if a != str(out) else str(tiled_out) for a in args] + ['--tile', '32', '--tile-overlap', '8',
+                                                                           '--metrics', 'psnr']
+    assert evaluate.main(tiled_args) == 0
+    assert read_json(tiled_out / 'results.json')['protocol']['inference'] == {'mode': 'tiled', 'tile': 32,
+                                                                             'overlap': 8}
+    source = pairs[0][0]
+    saved = cv2.imread(str(tiled_out / 'restored' / f'{source}.png'), cv2.IMREAD_UNCHANGED)
+    with torch.no_grad():
+        tiled = tiled_forward(net, inputs[source], 32, 8)[0].clamp(0, 1).numpy().transpose(1, 2, 0)
+    assert np.abs(saved[..., ::-1] / 65535.0 - tiled).max() <= 1 / 65535 + 1e-6
