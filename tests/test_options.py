@@ -12,7 +12,7 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.data import build_dataset
 from basicsr.losses import build_loss
-from conftest import REPO, TINY_VIT, load_script, make_dpdd_tree, run
+from conftest import REPO, TINY_VIT, dpdd_release_names, load_script, make_dpdd_tree, run
 
 make_options = load_script('make_options')
 GENERATED = make_options.generate()
@@ -217,12 +217,13 @@ def test_train_test_evaluate_commands_of_a_row_work_together(trees, tmp_path):
     torch.save(torchvision.models.alexnet().state_dict(), weights / 'alexnet-owt-7be5be79.pth')
     test_root = tmp_path / 'test_data'
     make_dpdd_tree(test_root / 'DPDD', layout='official', split='test', scenes=3, size=(96, 192))  # NIQE: 2 blocks
-    overrides = ['num_gpu=0', 'val:tile:size=64', 'val:tile:overlap=8', f'datasets:test_1:dataroot={test_root / "DPDD"}',
-                 f'val:metrics:lpips:weights_dir={weights}']
+    overrides = ['num_gpu=0', f'datasets:test_1:dataroot={test_root / "DPDD"}', f'val:metrics:lpips:weights_dir={weights}']
     overrides += [f'network_g:{k}={v}' for k, v in make_options.TINY_NETWORK['dpdnet'].items()]
     run(['python', '-m', 'basicsr.test', '-opt', REPO / test_relative, '--force_yml', *overrides], cwd=tmp_path)
     results = tmp_path / 'results' / test_opt['name'] / 'visualization' / 'DPDD_test'
-    assert len(list(results.glob('*.png'))) == 3
+    # results are named after the release's sources (no _L); the targets carry other capture numbers
+    sources = [source for source, _ in dpdd_release_names('test', 3)]
+    assert sorted(p.name.split('_')[0] for p in results.glob('*.png')) == sources
     labels = tmp_path / 'labels'
     labels.mkdir()
     np.save(labels / 'indoor_labels.npy', np.array([1, 3]))
@@ -235,5 +236,7 @@ def test_train_test_evaluate_commands_of_a_row_work_together(trees, tmp_path):
     report = (out / 'results.md').read_text()
     assert 'Indoor' in report and 'Outdoor' in report and 'Combined' in report
     import json
-    groups = json.loads((out / 'results.json').read_text())['groups']
+    result = json.loads((out / 'results.json').read_text())
+    assert result['protocol']['pairing']['used'] == 'position' and result['protocol']['bit_depth']['restored'] == 16
+    groups = result['groups']
     assert all(np.isfinite(groups['Combined'][m]) for m in ('psnr', 'ssim', 'mae', 'lpips', 'niqe'))
