@@ -47,6 +47,7 @@ def main(argv=None):
     from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim
     from basicsr_vitloss.metrics.fidelity_metric import calculate_mae, calculate_psnr_float, calculate_ssim_float
     from basicsr_vitloss.metrics.lpips_metric import calculate_lpips
+    from basicsr_vitloss.metrics.ssim_matlab_metric import calculate_ssim_matlab
 
     width, height = args.size
     gt = cv2.resize(skimage.data.astronaut()[..., ::-1].astype(np.float32) / 255, (width, height),
@@ -61,6 +62,7 @@ def main(argv=None):
             ('BasicSR calculate_ssim, 8-bit (baseline)', lambda: calculate_ssim(restored8, gt8, 0)),
             ('calculate_psnr_float, 16-bit', lambda: calculate_psnr_float(restored16, gt16)),
             ('calculate_ssim_float, 16-bit', lambda: calculate_ssim_float(restored16, gt16)),
+            ('calculate_ssim_matlab (3-D, MATLAB), 8-bit', lambda: calculate_ssim_matlab(restored8, gt8, 0)),
             ('calculate_mae, 16-bit', lambda: calculate_mae(restored16, gt16)),
             ('calculate_lpips (AlexNet), 16-bit', lambda: calculate_lpips(restored16, gt16, weights_dir=weights)),
             ('BasicSR calculate_niqe, 8-bit', lambda: calculate_niqe(restored8, 0)),
