@@ -10,7 +10,7 @@ from basicsr_vitloss.losses.vit_features import ViTFeatureExtractor, read_checkp
 from basicsr_vitloss.losses.vit_losses import GlobalDistributionLoss, LocalMAEPerceptualLoss
 
 from conftest import TINY_VIT as TINY, run, tiny_options
-FEATURES = ['token', 'query', 'key', 'value']
+FEATURES = ['token', 'query', 'key', 'value', 'qkv']
 
 
 def tiny_loss(cls, **kwargs):
@@ -24,18 +24,34 @@ def images(*shape, seed=0):
     return torch.rand(*shape, generator=generator)
 
 
-def reference_features(vit, x, layer, feature):
-    """Features of a timm VisionTransformer computed with timm's own modules (no masking):
-    timm's patch embedding and position-embedding resampling (dynamic_img_size), blocks 1..l."""
+def mae_pos_embed(vit, rows, cols):
+    """The position embedding resampled as MAE's interpolate_pos_embed does (the authors' code): the
+    patch part bicubic, align_corners False, no antialias; the CLS part unchanged."""
+    side = int((vit.pos_embed.shape[1] - 1) ** 0.5)
+    grid = vit.pos_embed[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    grid = torch.nn.functional.interpolate(grid, size=(rows, cols), mode='bicubic', align_corners=False)
+    return torch.cat([vit.pos_embed[:, :1], grid.permute(0, 2, 3, 1).flatten(1, 2)], dim=1)
+
+
+def reference_features(vit, x, layer, feature, interpolation='mae'):
+    """Features of a timm VisionTransformer computed with timm's own modules (no masking): timm's patch
+    embedding, the position embedding resampled by MAE's kernel ('mae') or by timm itself
+    (dynamic_img_size, 'timm'), blocks 1..l."""
     x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    tokens = vit._pos_embed(vit.patch_embed(x))
+    if interpolation == 'timm':
+        tokens = vit._pos_embed(vit.patch_embed(x))
+    else:
+        patches = vit.patch_embed(x)  # (B, rows, cols, D) with dynamic_img_size
+        pos = mae_pos_embed(vit, *patches.shape[1:3])
+        tokens = torch.cat([vit.cls_token.expand(x.shape[0], -1, -1), patches.flatten(1, 2)], dim=1) + pos
     tokens = vit.norm_pre(tokens)
     for index, block in enumerate(vit.blocks, start=1):
         if index == layer:
             if feature == 'token':
                 return block(tokens)
-            q, k, v = block.attn.qkv(block.norm1(tokens)).split(vit.embed_dim, dim=-1)
-            return {'query': q, 'key': k, 'value': v}[feature]
+            qkv = block.attn.qkv(block.norm1(tokens))
+            q, k, v = qkv.split(vit.embed_dim, dim=-1)
+            return {'query': q, 'key': k, 'value': v, 'qkv': qkv}[feature]
         tokens = block(tokens)
     raise AssertionError('layer beyond depth')
 
@@ -68,14 +84,29 @@ def test_identical_images_give_exactly_zero_with_shared_mask(cls, feature):
 
 @pytest.mark.parametrize('feature', FEATURES)
 @pytest.mark.parametrize('size', [(64, 64), (48, 80)])
-def test_local_loss_matches_reference(feature, size):
-    loss = tiny_loss(LocalMAEPerceptualLoss, feature=feature, layers=[2, 5], mask_ratio=0, loss_weight=0.7)
+@pytest.mark.parametrize('interpolation', ['mae', 'timm'])
+def test_local_loss_matches_reference(feature, size, interpolation):
+    loss = tiny_loss(LocalMAEPerceptualLoss, feature=feature, layers=[2, 5], mask_ratio=0, loss_weight=0.7,
+                     pos_embed_interpolation=interpolation)
     vit = reference_vit(loss)
     pred, target = images(2, 3, *size, seed=1), images(2, 3, *size, seed=2)
     with torch.no_grad():
-        expected = 0.7 * sum((reference_features(vit, pred, l, feature) - reference_features(vit, target, l, feature))
-                             .abs().mean() for l in (2, 5))
+        expected = 0.7 * sum((reference_features(vit, pred, l, feature, interpolation)
+                              - reference_features(vit, target, l, feature, interpolation)).abs().mean() for l in (2, 5))
     torch.testing.assert_close(loss.value(pred, target), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_two_position_embedding_kernels_differ_measurably():
+    """MAE's kernel (no antialias) and timm's (antialias) give other features at other grid sizes."""
+    mae = tiny_loss(LocalMAEPerceptualLoss, layers=5, mask_ratio=0, pos_embed_interpolation='mae')
+    timm_kernel = tiny_loss(LocalMAEPerceptualLoss, layers=5, mask_ratio=0, pos_embed_interpolation='timm')
+    timm_kernel.load_state_dict(mae.state_dict())
+    x = images(1, 3, 128, 128, seed=9)
+    with torch.no_grad():
+        a, b = mae.vit(x)[5], timm_kernel.vit(x)[5]
+    assert (a - b).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="pos_embed_interpolation must be one of mae, timm, got 'pil'"):
+        tiny_loss(LocalMAEPerceptualLoss, pos_embed_interpolation='pil')
 
 
 def _reference_global(vit, pred, target, layer, feature, p):
@@ -329,3 +360,102 @@ def test_as_perceptual_opt_of_stock_srmodel_through_basicsr_train(tmp_path):
     assert 'l_percep:' in log and 'l_pix:' in log
     saved = torch.load(exp / 'models' / 'net_g_2.pth', map_location='cpu')
     assert not any('vit' in key or 'blocks' in key for key in saved['params']), 'the ViT leaked into the checkpoint'
+
+
+# ---- the authors' code as options, and grid offsets ------------------------------------------------------
+
+def _authors_global(fp_layers, ft_layers, weight):
+    """loss/pdl.py of erfect2020/TransformerPerceptualLoss, per layer: for every token position ii,
+    F.mse_loss(sort(x[:, ii, :]), sort(y[:, ii, :]), reduction='mean') ** 0.5, summed; times the weight."""
+    total = 0.0
+    for fp, ft in zip(fp_layers, ft_layers):
+        x, y = np.sort(fp.numpy(), axis=-1), np.sort(ft.numpy(), axis=-1)
+        for ii in range(x.shape[1]):
+            total += float(np.mean((x[:, ii, :] - y[:, ii, :]) ** 2) ** 0.5)
+    return weight * total
+
+
+def test_global_batch_reduction_is_the_authors_code():
+    loss = tiny_loss(GlobalDistributionLoss, layers=[1, 2, 3, 4, 5, 6], mask_ratio=0, reduction='batch',
+                     loss_weight=1e-4)
+    vit = reference_vit(loss)
+    pred, target = images(3, 3, 32, 48, seed=10), images(3, 3, 32, 48, seed=11)
+    with torch.no_grad():
+        fp = [reference_features(vit, pred, l, 'token') for l in range(1, 7)]
+        ft = [reference_features(vit, target, l, 'token') for l in range(1, 7)]
+    assert loss.value(pred, target).item() == pytest.approx(_authors_global(fp, ft, 1e-4), rel=1e-5)
+    # the per-image variant with normalize_by_dim agrees only for one image
+    per_image = tiny_loss(GlobalDistributionLoss, layers=[1, 2, 3, 4, 5, 6], mask_ratio=0, normalize_by_dim=True,
+                          loss_weight=1e-4)
+    per_image.load_state_dict(loss.state_dict())
+    assert per_image.value(pred[:1], target[:1]).item() == pytest.approx(loss.value(pred[:1], target[:1]).item(), rel=1e-5)
+    assert per_image.value(pred, target).item() != pytest.approx(loss.value(pred, target).item(), rel=1e-3)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(reduction='sum'), "reduction must be one of image, batch, got 'sum'"),
+    (dict(reduction='batch', normalize_by_dim=True), 'normalize_by_dim applies to reduction: image'),
+    (dict(grid_offset='yes'), "grid_offset must be true or false, got 'yes'"),
+    (dict(check_finite=1), 'check_finite must be true or false, got 1'),
+])
+def test_new_options_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_loss(GlobalDistributionLoss, **kwargs)
+
+
+def test_qkv_feature_is_what_the_authors_hook_on_block_6_records():
+    """models/dual_model_mae_kqv.py hooks blocks[5].attn.qkv: q, k, v concatenated, of norm1 of block 5's output."""
+    loss = tiny_loss(LocalMAEPerceptualLoss, layers=6, feature='qkv', mask_ratio=0)
+    vit = reference_vit(loss)
+    recorded = []
+    handle = vit.blocks[5].attn.qkv.register_forward_hook(lambda module, inputs, output: recorded.append(output))
+    x = images(2, 3, 32, 32, seed=12)
+    with torch.no_grad():
+        tokens = torch.cat([vit.cls_token.expand(2, -1, -1), vit.patch_embed(
+            (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        ).flatten(1, 2)], dim=1) + mae_pos_embed(vit, 2, 2)
+        for block in vit.blocks:
+            tokens = block(tokens)
+        ours = loss.vit(x)[6]
+    handle.remove()
+    assert ours.shape[-1] == 3 * vit.embed_dim
+    torch.testing.assert_close(ours, recorded[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('cls', [LocalMAEPerceptualLoss, GlobalDistributionLoss])
+def test_grid_offset_shifts_the_token_grid_by_a_seeded_random_amount(cls):
+    shifted = tiny_loss(cls, layers=3, mask_ratio=0, grid_offset=True)
+    plain = tiny_loss(cls, layers=3, mask_ratio=0)
+    plain.load_state_dict(shifted.state_dict())
+    pred, target = images(2, 3, 40, 56, seed=13), images(2, 3, 40, 56, seed=14)
+    torch.manual_seed(5)
+    value = shifted.value(pred, target)
+    torch.manual_seed(5)  # the same draws, by hand: dy then dx in [0, 16)
+    dy, dx = int(torch.randint(0, 16, ())), int(torch.randint(0, 16, ()))
+    assert (dy, dx) != (0, 0)
+    pad = (dx, 0, dy, 0)
+    expected = plain.value(torch.nn.functional.pad(pred, pad, mode='reflect'),
+                           torch.nn.functional.pad(target, pad, mode='reflect'))
+    torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-7)
+    draws = {tuple(int(torch.randint(0, 16, ())) for _ in range(2)) for _ in range(20)}
+    assert len(draws) > 1  # a new offset every call
+
+
+@pytest.mark.parametrize('cls', [LocalMAEPerceptualLoss, GlobalDistributionLoss])
+def test_grid_offset_keeps_identical_images_at_zero_and_every_pixel_counted(cls):
+    loss = tiny_loss(cls, layers=2, mask_ratio=0, grid_offset=True)
+    x = images(1, 3, 33, 47, seed=15)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        assert loss.value(x, x.clone()).item() == 0.0
+    pred = images(1, 3, 33, 47, seed=16).requires_grad_(True)
+    torch.manual_seed(1)
+    loss.value(pred, x).backward()
+    assert (pred.grad.abs().sum(1) > 0).all()  # no pixel falls outside the shifted grid
+
+
+def test_finiteness_check_can_be_turned_off():
+    pred = torch.rand(1, 3, 32, 32)
+    pred[0, 0, 0, 0] = float('nan')
+    value = tiny_loss(LocalMAEPerceptualLoss, check_finite=False, mask_ratio=0).value(pred, torch.rand(1, 3, 32, 32))
+    assert torch.isnan(value)

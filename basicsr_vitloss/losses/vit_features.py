@@ -19,7 +19,12 @@ BACKBONES = {
     # default tag for this name is a later AugReg retraining.
     'vit': 'vit_base_patch16_224.orig_in21k_ft_in1k',
 }
-FEATURES = ('token', 'query', 'key', 'value')
+FEATURES = ('token', 'query', 'key', 'value', 'qkv')
+#: how the position embedding is resampled to another token grid (both bicubic, align_corners False)
+POS_EMBED_INTERPOLATIONS = {
+    'mae': False,  # MAE's interpolate_pos_embed (used by the authors' code): no antialias
+    'timm': True,  # timm's resample_abs_pos_embed: antialias (PIL-style kernel)
+}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: checkpoint keys that belong to the MAE decoder or pretraining, not to the encoder
@@ -57,10 +62,26 @@ def read_checkpoint(path):
     return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
 
 
-def load_encoder_weights(model, state, source):
+def check_pos_embed_interpolation(mode):
+    if mode not in POS_EMBED_INTERPOLATIONS:
+        raise ValueError(f"pos_embed_interpolation must be one of {', '.join(POS_EMBED_INTERPOLATIONS)}, "
+                         f'got {mode!r}.')
+    return mode
+
+
+def resample_pos_grid(patch_pos, old_grid, new_grid, mode='mae'):
+    """Patch position embeddings (1, rows * cols, D) of ``old_grid`` resampled to ``new_grid``: bicubic,
+    align_corners False, computed in float32; ``mode`` 'mae' (no antialias, MAE's interpolate_pos_embed)
+    or 'timm' (antialias, timm's resample_abs_pos_embed)."""
+    grid = patch_pos.reshape(1, *old_grid, -1).permute(0, 3, 1, 2).float()
+    resized = F.interpolate(grid, size=tuple(new_grid), mode='bicubic', align_corners=False,
+                            antialias=POS_EMBED_INTERPOLATIONS[check_pos_embed_interpolation(mode)])
+    return resized.to(patch_pos.dtype).permute(0, 2, 3, 1).flatten(1, 2)
+
+
+def load_encoder_weights(model, state, source, pos_embed_interpolation='mae'):
     """Load encoder weights into a timm VisionTransformer; decoder keys are ignored, a position
     embedding of another grid is resampled, anything else missing or mismatched is an error."""
-    timm = _timm()
     state = {k: v for k, v in state.items() if not k.startswith(_NON_ENCODER_PREFIXES)}
     own = model.state_dict()
     if 'pos_embed' in state and state['pos_embed'].shape != own['pos_embed'].shape \
@@ -68,8 +89,9 @@ def load_encoder_weights(model, state, source):
         prefix = 0 if model.no_embed_class else model.num_prefix_tokens
         old_side = int(math.isqrt(state['pos_embed'].shape[1] - prefix))
         if old_side * old_side == state['pos_embed'].shape[1] - prefix:
-            state['pos_embed'] = timm.layers.resample_abs_pos_embed(
-                state['pos_embed'], list(model.patch_embed.grid_size), [old_side, old_side], num_prefix_tokens=prefix)
+            old = state['pos_embed']
+            state['pos_embed'] = torch.cat([old[:, :prefix], resample_pos_grid(
+                old[:, prefix:], (old_side, old_side), model.patch_embed.grid_size, pos_embed_interpolation)], dim=1)
     needed = [k for k in own if not k.startswith(_UNUSED_PREFIXES)]
     missing = [k for k in needed if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -88,7 +110,7 @@ def load_encoder_weights(model, state, source):
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
 
 
-def create_vit(backbone='mae', pretrained=True, **backbone_kwargs):
+def create_vit(backbone='mae', pretrained=True, pos_embed_interpolation='mae', **backbone_kwargs):
     """A timm VisionTransformer for ``backbone`` ('mae' | 'dino' | 'vit' | a timm model name) with
     ``pretrained`` True (released weights through timm's hub), False (random) or a checkpoint path."""
     timm = _timm()
@@ -111,7 +133,7 @@ def create_vit(backbone='mae', pretrained=True, **backbone_kwargs):
         raise ValueError(f"Backbone '{name}' is not a plain ViT (timm VisionTransformer with blocks, "
                          'patch_embed and pos_embed).')
     if isinstance(pretrained, (str, os.PathLike)):
-        load_encoder_weights(model, read_checkpoint(pretrained), os.fspath(pretrained))
+        load_encoder_weights(model, read_checkpoint(pretrained), os.fspath(pretrained), pos_embed_interpolation)
     elif not isinstance(pretrained, bool):
         raise ValueError(f'pretrained must be true, false or a checkpoint path, got {pretrained!r}')
     return model
@@ -121,25 +143,33 @@ class ViTFeatureExtractor(nn.Module):
     """Frozen ViT returning ``{layer: (B, N_kept + prefix, D)}`` features.
 
     Pipeline (exactly): x in [0, 1] -> mean/std normalization -> patch embedding -> + position
-    embedding of the patch tokens, bicubically resampled to the image's token grid -> keep a random
+    embedding of the patch tokens, bicubically resampled to the image's token grid
+    (``pos_embed_interpolation``: 'mae', MAE's kernel without antialias, as the authors' code; or
+    'timm', timm's antialiased kernel) -> keep a random
     subset of floor(N * (1 - mask_ratio)) patch tokens per sample (the subset is an argument so
     that two images share it) -> prepend the CLS token plus its position embedding -> blocks 1..l.
     ``token`` is the output of block l (no final norm); ``query`` / ``key`` / ``value`` are the
     q, k, v projections of block l's attention applied to norm1 of block l's input, heads
-    concatenated (timm's per-head q_norm / k_norm, identity in ViT-B, are not applied).
+    concatenated (timm's per-head q_norm / k_norm, identity in ViT-B, are not applied); ``qkv`` is
+    the three concatenated (3 x D channels: the output of block l's ``attn.qkv``, what the authors'
+    q/k/v ablation hooks on block 6).
+    ``grid_offset`` (dy, dx) in ``forward``: the token grid starts dy rows / dx columns above / left of
+    the image (reflect padding), so the patch borders move while every pixel still counts.
 
     Image sizes: any H, W >= the patch size. A remainder that is not a multiple of the patch size is
     reflect-padded at the bottom / right, so every pixel reaches some token.
     Only the blocks up to the deepest requested layer are kept and run.
     """
 
-    def __init__(self, backbone='mae', pretrained=True, layers=5, feature='token', **backbone_kwargs):
+    def __init__(self, backbone='mae', pretrained=True, layers=5, feature='token', pos_embed_interpolation='mae',
+                 **backbone_kwargs):
         super().__init__()
         self.layers = sorted({int(layer) for layer in ([layers] if isinstance(layers, int) else layers)})
         if feature not in FEATURES:
             raise ValueError(f"Unknown feature '{feature}': expected one of {', '.join(FEATURES)}.")
         self.feature = feature
-        vit = create_vit(backbone, pretrained, **backbone_kwargs)
+        self.pos_embed_interpolation = check_pos_embed_interpolation(pos_embed_interpolation)
+        vit = create_vit(backbone, pretrained, pos_embed_interpolation, **backbone_kwargs)
         depth = len(vit.blocks)
         if not self.layers or self.layers[0] < 1 or self.layers[-1] > depth:
             raise ValueError(f'layers must be block indices in 1..{depth} for this backbone, got {layers}.')
@@ -181,28 +211,31 @@ class ViTFeatureExtractor(nn.Module):
             return prefix_pos, patch_pos
         key = (grid, patch_pos.device, patch_pos.dtype, self.pos_embed._version)
         if key not in self._pos_cache:
-            resized = patch_pos.reshape(1, *self.grid, -1).permute(0, 3, 1, 2)
-            resized = F.interpolate(resized.float(), size=grid, mode='bicubic', antialias=True, align_corners=False)
             self._pos_cache.clear()
-            self._pos_cache[key] = resized.to(patch_pos.dtype).permute(0, 2, 3, 1).flatten(1, 2)
+            self._pos_cache[key] = resample_pos_grid(patch_pos, self.grid, grid, self.pos_embed_interpolation)
         return prefix_pos, self._pos_cache[key]
 
-    def patches(self, x):
+    def patches(self, x, grid_offset=(0, 0)):
         """Normalized image cut into patches: (B, N, 3 * ph * pw) in the order of the patch
-        embedding's weights, and the token grid (rows, cols)."""
+        embedding's weights, and the token grid (rows, cols). ``grid_offset`` (dy, dx): reflect-pad dy
+        rows on top and dx columns on the left first, which moves the patch borders."""
+        x = (x - self.mean) / self.std
+        dy, dx = grid_offset
+        if dy or dx:
+            x = F.pad(x, (dx, 0, dy, 0), mode='reflect')
         height, width = x.shape[-2:]
         rows, cols = self.token_grid(height, width)
         ph, pw = self.patch_size
-        x = pad_to_multiple((x - self.mean) / self.std, self.patch_size)
+        x = pad_to_multiple(x, self.patch_size)
         batch, channels = x.shape[:2]
         x = x.reshape(batch, channels, rows, ph, cols, pw).permute(0, 2, 4, 1, 3, 5)
         return x.reshape(batch, rows * cols, channels * ph * pw), (rows, cols)
 
-    def forward(self, x, keep=None):
+    def forward(self, x, keep=None, grid_offset=(0, 0)):
         """Features of images ``x`` (B, 3, H, W) in [0, 1] as ``{layer: tensor}``; ``keep`` (B, K)
-        indices of the patch tokens to keep (None: all). Only kept patches are embedded: the
-        patch embedding is applied as a matrix product to the kept patches alone."""
-        patches, grid = self.patches(x)
+        indices of the patch tokens to keep (None: all); ``grid_offset`` (dy, dx), see the class. Only
+        kept patches are embedded: the patch embedding is applied as a matrix product to them alone."""
+        patches, grid = self.patches(x, grid_offset)
         prefix_pos, patch_pos = self._pos_embed(grid)
         patch_pos = patch_pos.expand(patches.shape[0], -1, -1)
         if keep is not None:
@@ -227,16 +260,18 @@ class ViTFeatureExtractor(nn.Module):
 
     def _qkv(self, block, tokens):
         qkv = block.attn.qkv(block.norm1(tokens))
+        if self.feature == 'qkv':
+            return qkv
         index = ('query', 'key', 'value').index(self.feature)
         return qkv.chunk(3, dim=-1)[index]
 
-    def random_keep(self, batch, height, width, mask_ratio, device):
+    def random_keep(self, batch, height, width, mask_ratio, device, grid_offset=(0, 0)):
         """Indices (B, K) of the patch tokens MAE keeps for ``mask_ratio``, K = floor(N * (1 - ratio))
         but at least 1 (an image of a single patch keeps it), drawn from torch's RNG (reproducible
         under a manual seed); None when nothing is masked."""
         if mask_ratio <= 0:
             return None
-        rows, cols = self.token_grid(height, width)
+        rows, cols = self.token_grid(height + grid_offset[0], width + grid_offset[1])
         count = rows * cols
         keep = max(1, int(count * (1 - mask_ratio)))
         noise = torch.rand(batch, count, device=device)

@@ -12,17 +12,41 @@ from basicsr.utils.registry import LOSS_REGISTRY
 from .vit_features import ViTFeatureExtractor
 
 
+def _flag(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f'{name} must be true or false, got {value!r}.')
+    return value
+
+
 class _ViTPerceptualLoss(nn.Module):
-    """Shared part: input checks, one shared random mask, target features without autograd."""
+    """Shared part: input checks, one shared random mask (and grid offset), target features without
+    autograd.
+
+    Options shared by both losses (YAML keys), besides the paper's (loss_weight, backbone,
+    pretrained, layers, feature, mask_ratio, backbone_kwargs):
+        pos_embed_interpolation ('mae' | 'timm'): how the position embedding is resampled to the
+            image's token grid: 'mae' (default) = MAE's interpolate_pos_embed, bicubic without
+            antialias, as the authors' code; 'timm' = timm's antialiased bicubic.
+        grid_offset (bool): shift the 16-px token grid by a random (dy, dx) in [0, patch) per call (from
+            torch's CPU generator, the same for pred and target; reflect padding, so every pixel still
+            counts). Against patch-grid-aligned artefacts; default false (the paper).
+        check_finite (bool | None): refuse a pred with NaN / inf with a ValueError. None (default):
+            on CPU tensors only, since on CUDA the check would wait for the GPU on every call; a NaN
+            then shows in the loss value, which BasicSR logs.
+    """
 
     def __init__(self, loss_weight=1.0, backbone='mae', pretrained=True, layers=5, feature='token',
-                 mask_ratio=0.5, backbone_kwargs=None):
+                 mask_ratio=0.5, backbone_kwargs=None, pos_embed_interpolation='mae', grid_offset=False,
+                 check_finite=None):
         super().__init__()
         if not 0 <= float(mask_ratio) < 1:
             raise ValueError(f'mask_ratio must be in [0, 1), got {mask_ratio}.')
         self.loss_weight = float(loss_weight)
         self.mask_ratio = float(mask_ratio)
-        self.vit = ViTFeatureExtractor(backbone, pretrained, layers, feature, **(backbone_kwargs or {}))
+        self.grid_offset = _flag('grid_offset', grid_offset)
+        self.check_finite = None if check_finite is None else _flag('check_finite', check_finite)
+        self.vit = ViTFeatureExtractor(backbone, pretrained, layers, feature, pos_embed_interpolation,
+                                       **(backbone_kwargs or {}))
 
     def _check(self, pred, target):
         if pred.shape != target.shape:
@@ -35,16 +59,27 @@ class _ViTPerceptualLoss(nn.Module):
         if pred.shape[2] < patch[0] or pred.shape[3] < patch[1]:
             raise ValueError(f'{type(self).__name__}: images of {pred.shape[2]}x{pred.shape[3]} are smaller than '
                              f'one ViT patch ({patch[0]}x{patch[1]}).')
-        if not torch.isfinite(pred).all():
+        check = pred.device.type == 'cpu' if self.check_finite is None else self.check_finite
+        if check and not torch.isfinite(pred).all():
             raise ValueError(f'{type(self).__name__}: pred contains NaN or inf.')
 
+    def draw_grid_offset(self):
+        """(dy, dx) for this call: random in [0, patch) with grid_offset, else (0, 0). Drawn on the CPU
+        generator, so no device synchronisation."""
+        if not self.grid_offset:
+            return (0, 0)
+        dy, dx = (int(torch.randint(0, size, ())) for size in self.vit.patch_size)
+        return dy, dx
+
     def features(self, pred, target):
-        """``[(pred_features, target_features)]`` per layer, with the same tokens kept for both."""
+        """``[(pred_features, target_features)]`` per layer, with the same tokens (and grid offset) for both."""
         self._check(pred, target)
-        keep = self.vit.random_keep(pred.shape[0], pred.shape[2], pred.shape[3], self.mask_ratio, pred.device)
+        offset = self.draw_grid_offset()
+        keep = self.vit.random_keep(pred.shape[0], pred.shape[2], pred.shape[3], self.mask_ratio, pred.device,
+                                    offset)
         with torch.no_grad():
-            target_features = self.vit(target.detach(), keep)
-        pred_features = self.vit(pred, keep)
+            target_features = self.vit(target.detach(), keep, offset)
+        pred_features = self.vit(pred, keep, offset)
         return [(pred_features[layer], target_features[layer]) for layer in self.vit.layers]
 
     def distance(self, pred_feature, target_feature):
@@ -65,7 +100,8 @@ class _ViTPerceptualLoss(nn.Module):
 
     def extra_repr(self):
         return f'loss_weight={self.loss_weight}, layers={self.vit.layers}, feature={self.vit.feature}, ' \
-               f'mask_ratio={self.mask_ratio}'
+               f'mask_ratio={self.mask_ratio}, pos_embed_interpolation={self.vit.pos_embed_interpolation}, ' \
+               f'grid_offset={self.grid_offset}'
 
 
 @LOSS_REGISTRY.register()
@@ -75,7 +111,11 @@ class LocalMAEPerceptualLoss(_ViTPerceptualLoss):
 
     Args (YAML keys): loss_weight (paper: 1), backbone ('mae' | 'dino' | 'vit' | timm name),
     pretrained (True | False | checkpoint path), layers (1-based block index or list; paper: 5),
-    feature ('token' | 'query' | 'key' | 'value'), mask_ratio (paper: 0.5), backbone_kwargs.
+    feature ('token' | 'query' | 'key' | 'value' | 'qkv'), mask_ratio (paper: 0.5), backbone_kwargs,
+    pos_embed_interpolation, grid_offset, check_finite (see ``_ViTPerceptualLoss``).
+
+    The authors' code (loss/deblur_loss.py) differs from the paper: L1 over blocks 1..6, summed,
+    times 0.1 (``layers: [1, 2, 3, 4, 5, 6], loss_weight: 0.1``).
     """
 
     def distance(self, pred_feature, target_feature):
@@ -84,34 +124,53 @@ class LocalMAEPerceptualLoss(_ViTPerceptualLoss):
 
 @LOSS_REGISTRY.register()
 class GlobalDistributionLoss(_ViTPerceptualLoss):
-    """Global ViT perceptual loss (Eqs. 6-7): per image and token (CLS included), the 1-D
-    p-Wasserstein distance between the D channel values of pred and target,
-    W_p = (sum_d |sort(u)_d - sort(v)_d|^p)^(1/p), summed over tokens, averaged over the batch,
-    summed over layers, times loss_weight (paper: 1e-5, p = 2, mask_ratio 0.5 as in the local loss).
+    """Global ViT perceptual loss (Eqs. 6-7) on the sorted channel values of each token (CLS included).
 
-    ``normalize_by_dim=True`` uses the variant of the authors' public code, (mean_d |...|^p)^(1/p),
-    i.e. the inner sum divided by D; default off (the paper's formula). Distances are computed in
-    float32 under autocast.
+    ``reduction: image`` (default, the paper): per image and token, the 1-D p-Wasserstein distance
+    between the D channel values of pred and target, W_p = (sum_d |sort(u)_d - sort(v)_d|^p)^(1/p),
+    summed over tokens, averaged over the batch, summed over layers, times loss_weight (paper: 1e-5,
+    p = 2, mask_ratio 0.5 as in the local loss). ``normalize_by_dim: true`` divides the inner sum by D,
+    (mean_d |...|^p)^(1/p).
+
+    ``reduction: batch`` (the authors' code, loss/pdl.py): per token position, the batch is pooled
+    inside the root, (mean over batch and channels of |sort(u) - sort(v)|^p)^(1/p), summed over token
+    positions (no batch mean); with ``layers: [1, 2, 3, 4, 5, 6], loss_weight: 1e-4`` this is their
+    (commented-out) global loss. It equals ``image`` with ``normalize_by_dim`` only for batch size 1.
+
+    Distances are computed in float32 under autocast.
     """
 
-    def __init__(self, loss_weight=1e-5, p=2, normalize_by_dim=False, **kwargs):
+    REDUCTIONS = ('image', 'batch')
+
+    def __init__(self, loss_weight=1e-5, p=2, normalize_by_dim=False, reduction='image', **kwargs):
         super().__init__(loss_weight=loss_weight, **kwargs)
         if not float(p) >= 1:
             raise ValueError(f'p must be >= 1 for a Wasserstein distance, got {p}.')
+        if reduction not in self.REDUCTIONS:
+            raise ValueError(f"reduction must be one of {', '.join(self.REDUCTIONS)}, got {reduction!r}.")
+        if reduction == 'batch' and normalize_by_dim:
+            raise ValueError('normalize_by_dim applies to reduction: image; reduction: batch already averages '
+                             'over channels (and the batch).')
         self.p = float(p)
-        self.normalize_by_dim = bool(normalize_by_dim)
+        self.normalize_by_dim = _flag('normalize_by_dim', normalize_by_dim)
+        self.reduction = reduction
+
+    def _root(self, inner):
+        """inner^(1/p), with distance 0 and gradient 0 where inner is 0 (the root's slope is infinite there)."""
+        if self.p == 1:
+            return inner
+        matched = inner == 0
+        safe = torch.where(matched, 1.0, inner)
+        return torch.where(matched, 0.0, safe.sqrt() if self.p == 2 else safe.pow(1 / self.p))
 
     def distance(self, pred_feature, target_feature):
         gap = pred_feature.float().sort(dim=-1).values - target_feature.float().sort(dim=-1).values
-        if self.p == 1:
-            return (gap.abs().mean(-1) if self.normalize_by_dim else gap.abs().sum(-1)).sum(-1).mean()
-        powered = gap.square() if self.p == 2 else gap.abs().pow(self.p)
+        powered = gap.abs() if self.p == 1 else gap.square() if self.p == 2 else gap.abs().pow(self.p)
+        if self.reduction == 'batch':  # (B, N, D) -> per token position, mean over batch and channels
+            return self._root(powered.mean(dim=(0, 2))).sum()
         inner = powered.mean(-1) if self.normalize_by_dim else powered.sum(-1)
-        # the root has an infinite slope at 0: tokens that match exactly get distance 0 and gradient 0
-        matched = inner == 0
-        safe = torch.where(matched, 1.0, inner)
-        per_token = torch.where(matched, 0.0, safe.sqrt() if self.p == 2 else safe.pow(1 / self.p))
-        return per_token.sum(-1).mean()
+        return self._root(inner).sum(-1).mean()
 
     def extra_repr(self):
-        return super().extra_repr() + f', p={self.p:g}, normalize_by_dim={self.normalize_by_dim}'
+        return super().extra_repr() + f', p={self.p:g}, normalize_by_dim={self.normalize_by_dim}, ' \
+                                      f'reduction={self.reduction}'
