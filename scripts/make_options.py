@@ -35,6 +35,16 @@ ABLATIONS = {'backbone': ('mae', 'dino', 'vit'), 'feature': ('token', 'query', '
              'layers': (1, 2, 4, 5, 6, 8, 10, 12), 'mask_ratio': (0, 0.25, 0.5, 0.75)}
 ABLATION_TABLES = {'backbone': 'Table IV', 'feature': 'Table V', 'layers': 'Fig. 8 (layer)',
                    'mask_ratio': 'Fig. 8 (mask ratio)'}
+#: the authors' public code (erfect2020/TransformerPerceptualLoss) as options of the ablation network:
+#: name -> (loss, ViT-loss changes, what the code does)
+AUTHORS_CODE = {
+    'local': ({'layers': [1, 2, 3, 4, 5, 6], 'loss_weight': 0.1},
+              'loss/deblur_loss.py: L1 (mean) of blocks 1..6 summed, times 0.1, CLS included, no final norm'),
+    'global': ({'layers': [1, 2, 3, 4, 5, 6], 'loss_weight': 1.0e-4, 'reduction': 'batch'},
+               'loss/pdl.py (commented out there): per token position sqrt of the MSE of the sorted channels '
+               'pooled over the batch, summed over tokens and blocks 1..6, times 1e-4'),
+}
+
 #: the file users are told to run first
 HEADLINE = ('restormer_dpdd_local.yml', 'dpdd_dual', 'restormer', 'local')
 
@@ -414,6 +424,16 @@ def generate():
                 files[test_file] = test_head + runs + dump(test_options(grid, net, loss))
     headline, grid, net, loss = HEADLINE
     files[f'options/{headline}'] = files[f'options/{grid}/{net}_{loss}.yml']
+    for loss, (change, what) in AUTHORS_CODE.items():
+        name = f'ablation_dpdnet_authors_code_{loss}'
+        path = f'options/ablation/dpdnet_authors_code_{loss}.yml'
+        opt = train_options('dpdd_dual', 'dpdnet', loss, name=name, vit_change=change)
+        head = header('dpdd_dual', 'dpdnet', loss, 'train').split('\n')
+        head[1] = (f"# The authors' public code (erfect2020/TransformerPerceptualLoss), {loss} loss on the ablation "
+                   f'network (DPDNet, dual-pixel DPDD): {what}.')
+        head[2] = (f"# The paper's setting is options/dpdd_dual/dpdnet_{loss}.yml; the paper reports no numbers for "
+                   'the code variant.')
+        files[path] = '\n'.join(head) + f'# Train: python -m basicsr.train -opt {path}\n' + dump(opt)
     for key, values in ABLATIONS.items():
         for value in values:
             tag = f'{key}_{value}'.replace('.', 'p')

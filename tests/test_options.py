@@ -44,7 +44,12 @@ def test_the_grid_covers_the_papers_experiments():
     assert expected <= set(GENERATED)
     assert {f'options/test/{p[len("options/"):]}' for p in expected} == set(TEST_FILES)
     ablations = [p for p in GENERATED if p.startswith('options/ablation/')]
-    assert len(ablations) == 3 + 4 + 8 + 4
+    assert len(ablations) == 3 + 4 + 8 + 4 + 2  # Tables IV, V, Fig. 8, and the authors' code (local, global)
+    local = _load('options/ablation/dpdnet_authors_code_local.yml')['train']['perceptual_opt']
+    assert local['layers'] == [1, 2, 3, 4, 5, 6] and local['loss_weight'] == 0.1
+    assert local['type'] == 'LocalMAEPerceptualLoss' and local['mask_ratio'] == 0.5
+    glob = _load('options/ablation/dpdnet_authors_code_global.yml')['train']['perceptual_opt']
+    assert glob['layers'] == [1, 2, 3, 4, 5, 6] and glob['loss_weight'] == 1e-4 and glob['reduction'] == 'batch'
     assert (REPO / 'options' / 'restormer_dpdd_local.yml').read_text() == (
         REPO / 'options' / 'dpdd_dual' / 'restormer_local.yml').read_text()
 
