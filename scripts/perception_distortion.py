@@ -396,14 +396,25 @@ def plot(path, rows, perception, title, subtitle, size=(760, 560)):
         cv2.polylines(image, [np.array(points, np.int32)], False, GREY, 2, cv2.LINE_AA)
     colours = cv2.applyColorMap(np.linspace(40, 220, max(len(points), 1)).astype(np.uint8).reshape(-1, 1),
                                 cv2.COLORMAP_VIRIDIS)[:, 0]
-    for (px, py), row, colour in zip(points, rows, colours):
+    for (px, py), colour in zip(points, colours):
         cv2.circle(image, (px, py), 7, tuple(int(c) for c in colour), -1, cv2.LINE_AA)
         cv2.circle(image, (px, py), 7, BLACK, 1, cv2.LINE_AA)
+    taken = [(px - 8, py - 8, px + 8, py + 8) for px, py in points]  # boxes labels must not cover
+    for (px, py), row in zip(points, rows):
         label = f'w={weight_label(row["weight"])}'
-        (tw, _), _ = cv2.getTextSize(label, FONT, 0.5, 1)
-        tx = px + 10 if px + 10 + tw < px1 - 2 else px - 10 - tw
-        ty = py - 9 if py - 9 - 14 > py1 else py + 22
-        _text(image, label, (tx, ty), scale=0.5)
+        (tw, th), _ = cv2.getTextSize(label, FONT, 0.5, 1)
+        place = None
+        for dx, dy in ((10, -9), (10, 9 + th), (-10 - tw, -9), (-10 - tw, 9 + th), (10, -9 - 2 * th),
+                       (-10 - tw, -9 - 2 * th), (10, 9 + 3 * th), (-10 - tw, 9 + 3 * th)):
+            box = (px + dx, py + dy - th, px + dx + tw, py + dy + 2)
+            inside = box[0] > px0 + 2 and box[2] < px1 - 2 and box[1] > py1 + 2 and box[3] < py0 - 2
+            free = not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken)
+            if inside and free:
+                place = box
+                break
+        place = place or (px + 10, py - 9 - th, px + 10 + tw, py - 7)  # crowded: first choice anyway
+        taken.append(place)
+        _text(image, label, (place[0], place[1] + th), scale=0.5)
     if not points:
         _text(image, 'no finished runs', ((px0 + px1) // 2, (py0 + py1) // 2), anchor='center')
     tmp = path + '.tmp.png'
