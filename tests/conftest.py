@@ -152,7 +152,8 @@ def make_dpdd_tree(root, layout='official', split='train', scenes=3, size=(40, 5
         folder = Path(root) / (official.format(split=split) if layout == 'official' else f'{split}/{crops}')
         folder.mkdir(parents=True, exist_ok=True)
         folders[view] = str(folder)
-    for index, (source, target) in enumerate(dpdd_release_names(split, scenes)):
+    release_split = split if split in ('train', 'val', 'test') else 'train'  # names for other folder names
+    for index, (source, target) in enumerate(dpdd_release_names(release_split, scenes)):
         views = dpdd_scene(*size, seed=index, bits=bits)
         for view, array in views.items():
             if layout == 'official':
