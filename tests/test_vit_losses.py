@@ -459,3 +459,22 @@ def test_finiteness_check_can_be_turned_off():
     pred[0, 0, 0, 0] = float('nan')
     value = tiny_loss(LocalMAEPerceptualLoss, check_finite=False, mask_ratio=0).value(pred, torch.rand(1, 3, 32, 32))
     assert torch.isnan(value)
+
+
+def test_compile_option_gives_the_eager_values_and_keeps_the_weights_layout():
+    eager = tiny_loss(LocalMAEPerceptualLoss, layers=2, mask_ratio=0)
+    compiled = tiny_loss(LocalMAEPerceptualLoss, layers=2, mask_ratio=0, compile=True)
+    assert compiled.state_dict().keys() == eager.state_dict().keys()  # nothing renamed by compilation
+    compiled.load_state_dict(eager.state_dict())
+    pred = images(1, 3, 32, 32, seed=17).requires_grad_(True)
+    target = images(1, 3, 32, 32, seed=18)
+    value = compiled.value(pred, target)
+    value.backward()
+    grad = pred.grad.clone()
+    pred.grad = None
+    expected = eager.value(pred, target)
+    expected.backward()
+    torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad, pred.grad, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="compile must be true or false, got 'yes'"):
+        tiny_loss(LocalMAEPerceptualLoss, compile='yes')

@@ -258,6 +258,11 @@ class ViTFeatureExtractor(nn.Module):
                 features[index] = tokens
         return features
 
+    def compile_blocks(self):
+        """Compile every kept block in place with ``torch.compile`` (state_dict keys unchanged)."""
+        for block in self.blocks:
+            block.compile()
+
     def _qkv(self, block, tokens):
         qkv = block.attn.qkv(block.norm1(tokens))
         if self.feature == 'qkv':

@@ -33,11 +33,14 @@ class _ViTPerceptualLoss(nn.Module):
         check_finite (bool | None): refuse a pred with NaN / inf with a ValueError. None (default):
             on CPU tensors only, since on CUDA the check would wait for the GPU on every call; a NaN
             then shows in the loss value, which BasicSR logs.
+        compile (bool): run each ViT block through ``torch.compile`` (fuses LayerNorm, GELU and the
+            residual adds; the first calls compile, once per image size). Default false; see
+            benchmarks/results/loss_bound_bench.md for what it gains.
     """
 
     def __init__(self, loss_weight=1.0, backbone='mae', pretrained=True, layers=5, feature='token',
                  mask_ratio=0.5, backbone_kwargs=None, pos_embed_interpolation='mae', grid_offset=False,
-                 check_finite=None):
+                 check_finite=None, compile=False):  # noqa: A002 (the YAML key)
         super().__init__()
         if not 0 <= float(mask_ratio) < 1:
             raise ValueError(f'mask_ratio must be in [0, 1), got {mask_ratio}.')
@@ -47,6 +50,8 @@ class _ViTPerceptualLoss(nn.Module):
         self.check_finite = None if check_finite is None else _flag('check_finite', check_finite)
         self.vit = ViTFeatureExtractor(backbone, pretrained, layers, feature, pos_embed_interpolation,
                                        **(backbone_kwargs or {}))
+        if _flag('compile', compile):
+            self.vit.compile_blocks()
 
     def _check(self, pred, target):
         if pred.shape != target.shape:
