@@ -11,26 +11,14 @@ torchvision's format (the cost does not depend on the values).
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import time
 
 import cv2
 import numpy as np
 
-from bench_results import write_results
+from bench_results import median_seconds, write_results
 
-
-
-def timed(function, repeats):
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None):
@@ -67,7 +55,7 @@ def main(argv=None):
             ('calculate_lpips (AlexNet), 16-bit', lambda: calculate_lpips(restored16, gt16, weights_dir=weights)),
             ('BasicSR calculate_niqe, 8-bit', lambda: calculate_niqe(restored8, 0)),
         ]
-        rows = [{'metric': name, 'seconds': timed(function, args.repeats)} for name, function in cases]
+        rows = [{'metric': name, 'seconds': median_seconds(function, args.repeats, warmup=1)} for name, function in cases]
     psnr_base, ssim_base = rows[0]['seconds'], rows[1]['seconds']
     for row in rows:
         row['x_psnr_baseline'] = row['seconds'] / psnr_base

@@ -18,16 +18,14 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from bench_results import write_results
+from bench_results import median_seconds, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -54,15 +52,6 @@ def make_release(root):
             for name in names:
                 Path(folder, f'{name}{SUFFIX[view]}.png').write_bytes(data)
     return {split: len(lists[split]['src']) for split in ('train', 'val', 'test')}
-
-
-def median_seconds(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None):

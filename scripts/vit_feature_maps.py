@@ -41,7 +41,6 @@ different sizes) stop the script with a one-line message and exit status 2.
 """
 import argparse
 import importlib.util
-import json
 import os
 import os.path as osp
 import sys
@@ -66,7 +65,7 @@ def _sibling_script(name):
 
 
 _similarity = _sibling_script('vit_similarity')
-parse_pretrained = _similarity.parse_pretrained
+parse_pretrained, parse_backbone_kwargs = _similarity.parse_pretrained, _similarity.parse_backbone_kwargs
 _to_bgr8, _put_label = _similarity._to_bgr8, _similarity._put_label
 
 #: torchvision's ImageNet VGG-19 weights (VGG19_Weights.IMAGENET1K_V1), the file BasicSR loads
@@ -378,14 +377,7 @@ def main(argv=None):
         raise ValueError(f'--layer must be a transformer block index from 1, got {args.layer}')
     if not 0 <= args.percentile < 50:
         raise ValueError(f'--percentile must be in [0, 50), got {args.percentile:g}')
-    backbone_kwargs = {}
-    if args.backbone_kwargs:
-        try:
-            backbone_kwargs = json.loads(args.backbone_kwargs)
-        except json.JSONDecodeError as error:
-            raise ValueError(f'--backbone-kwargs is not valid JSON ({error}): {args.backbone_kwargs}') from error
-        if not isinstance(backbone_kwargs, dict):
-            raise ValueError(f'--backbone-kwargs must be a JSON object, got {args.backbone_kwargs}')
+    backbone_kwargs = parse_backbone_kwargs(args.backbone_kwargs)
     pretrained = parse_pretrained(args.pretrained)
 
     images, names = [_load(args.image, args.size, '--image')], ['image']

@@ -165,18 +165,24 @@ def build_parser():
     return parser
 
 
+def parse_backbone_kwargs(text):
+    """--backbone-kwargs: a JSON object (or empty) -> dict; ValueError naming the text otherwise."""
+    if not text:
+        return {}
+    try:
+        kwargs = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f'--backbone-kwargs is not valid JSON ({error}): {text}') from error
+    if not isinstance(kwargs, dict):
+        raise ValueError(f'--backbone-kwargs must be a JSON object, got {text}')
+    return kwargs
+
+
 def main(argv=None):
     """Run the script; returns {'maps': {name: (rows, cols) array}, 'means': {name: float},
     'out': path}. Bad inputs raise ValueError / FileNotFoundError with a message naming them."""
     args = build_parser().parse_args(argv)
-    backbone_kwargs = {}
-    if args.backbone_kwargs:
-        try:
-            backbone_kwargs = json.loads(args.backbone_kwargs)
-        except json.JSONDecodeError as error:
-            raise ValueError(f'--backbone-kwargs is not valid JSON ({error}): {args.backbone_kwargs}') from error
-        if not isinstance(backbone_kwargs, dict):
-            raise ValueError(f'--backbone-kwargs must be a JSON object, got {args.backbone_kwargs}')
+    backbone_kwargs = parse_backbone_kwargs(args.backbone_kwargs)
     pretrained = parse_pretrained(args.pretrained)
 
     blurry, sharp = read_image(args.blurry), read_image(args.sharp)

@@ -50,6 +50,17 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, 'create_connection', _refuse)
 
 
+@pytest.fixture(scope='module')
+def lpips_weights(tmp_path_factory):
+    """A random AlexNet backbone in torchvision's format (its features.* tensors: what LPIPS loads)."""
+    import torchvision
+    folder = tmp_path_factory.mktemp('weights')
+    torch.manual_seed(0)
+    state = {k: v for k, v in torchvision.models.alexnet().state_dict().items() if k.startswith('features.')}
+    torch.save(state, folder / 'alexnet-owt-7be5be79.pth')
+    return str(folder)
+
+
 def subprocess_env(**extra):
     env = dict(os.environ)
     env.update(OFFLINE_ENV)

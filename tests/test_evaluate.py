@@ -23,17 +23,6 @@ SUFFIX = '_NAFNet'
 SIZE = (96, 192)  # NIQE needs two 96x96 blocks
 
 
-@pytest.fixture(scope='module')
-def lpips_weights(tmp_path_factory):
-    """A random AlexNet backbone in torchvision's format (its features.* tensors: what LPIPS loads)."""
-    import torchvision
-    folder = tmp_path_factory.mktemp('weights')
-    torch.manual_seed(0)
-    state = {k: v for k, v in torchvision.models.alexnet().state_dict().items() if k.startswith('features.')}
-    torch.save(state, folder / 'alexnet-owt-7be5be79.pth')
-    return str(folder)
-
-
 def fake_dpdd(root, restored_names=None, gt_names=GT_NAMES, restored_bits=16):
     """6 16-bit gt images <trg>.png and restored <src>_NAFNet.png = gt +/- offset_k (random signs per pixel),
     k = 65 * (i + 1): MSE = (offset/65535)^2 and MAE = offset/65535 exactly (16-bit restored).

@@ -33,17 +33,6 @@ def args_for(opt, out, *extra, weights=WEIGHTS, iters=ITERS, lpips_weights=None)
 
 
 @pytest.fixture(scope='module')
-def lpips_weights(tmp_path_factory):
-    """A random AlexNet backbone in torchvision's format (its features.* tensors: what LPIPS loads)."""
-    import torchvision
-    folder = tmp_path_factory.mktemp('weights')
-    torch.manual_seed(0)
-    state = {k: v for k, v in torchvision.models.alexnet().state_dict().items() if k.startswith('features.')}
-    torch.save(state, folder / 'alexnet-owt-7be5be79.pth')
-    return str(folder)
-
-
-@pytest.fixture(scope='module')
 def swept(tmp_path_factory, lpips_weights):
     """(options file, out folder, argv, exit status) of one real sweep over WEIGHTS."""
     root = tmp_path_factory.mktemp('pd')
