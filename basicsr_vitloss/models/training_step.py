@@ -1,0 +1,206 @@
+"""Mixed precision and micro-batches in BasicSR's training step, for SRModel and every model built on it
+(ProgressiveSRModel / ImageCleanModel, ImageRestorationModel, MultiStageModel).
+
+BasicSR 1.4.2's step is one forward, one backward, one optimizer step in float32. With::
+
+    train:
+      mixed_precision: bf16            # bf16 | fp16 | null: autocast for the forward and the losses
+      micro_batches: 2                 # or [4, 2, 2, 1, 1, 1]: one entry per progressive stage
+    val:
+      mixed_precision: bf16            # autocast for the validation forward
+
+each iteration's loaded batch is split into N equal chunks processed one after another, their
+gradients accumulated (each chunk's loss divided by N, so for mean-reduced losses the update is the
+unsplit batch's), then one optimizer step: peak memory is one chunk's. Iterations, schedules and the
+log keep their meaning (logged losses are the means over the chunks). Under DDP the gradient
+all-reduce waits for the last chunk (``no_sync``). Pixel losses are computed in float32 on the
+float32 output; perceptual losses run under autocast (the ViT losses compute their distances in
+float32 themselves). fp16 uses a gradient scaler: gradients are unscaled before clipping
+(``use_grad_clip``) and steps with inf / NaN gradients are skipped, as torch.amp does; the scaler's
+state is saved in the training states and restored on resume (it rides in ``schedulers``, so BasicSR's
+own save / resume code carries it). Without these keys the step is BasicSR's, unchanged.
+"""
+import contextlib
+from collections import OrderedDict
+
+import torch
+
+PRECISIONS = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+_MARK = '__basicsr_vitloss_training_step__'
+
+
+def parse_precision(value, key):
+    """torch dtype for ``bf16`` / ``fp16``, None for null / false; ValueError naming ``key`` otherwise."""
+    if value in (None, False, 'null', 'none', 'fp32'):
+        return None
+    if value not in PRECISIONS:
+        raise ValueError(f"{key} must be one of {', '.join(PRECISIONS)} or null, got {value!r}.")
+    return PRECISIONS[value]
+
+
+def autocast(device, dtype):
+    """torch.autocast for ``device`` with ``dtype``, or a null context when dtype is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class GradScalerState:
+    """The fp16 gradient scaler, shaped like an LR scheduler so that BasicSR's training states save and
+    restore it (``schedulers`` are saved with ``state_dict`` and loaded with ``load_state_dict``;
+    ``step`` is called once per iteration and does nothing here)."""
+
+    def __init__(self, device):
+        self.scaler = torch.amp.GradScaler(device.type)
+
+    def step(self, *args, **kwargs):
+        pass
+
+    def state_dict(self):
+        return {'grad_scaler': self.scaler.state_dict()}
+
+    def load_state_dict(self, state):
+        if 'grad_scaler' not in state:
+            raise ValueError('The training state has no fp16 gradient-scaler state where this run (train: '
+                             'mixed_precision: fp16) expects it: it was saved with other mixed_precision settings.')
+        self.scaler.load_state_dict(state['grad_scaler'])
+
+
+def grad_scaler(model):
+    """The model's GradScaler when it trains in fp16, else None."""
+    for scheduler in getattr(model, 'schedulers', ()):
+        if isinstance(scheduler, GradScalerState):
+            return scheduler.scaler
+    return None
+
+
+def micro_batch_count(model, current_iter, batch):
+    """N for this iteration (``train: micro_batches``, per stage when a list), checked to divide ``batch``."""
+    value = (model.opt.get('train') or {}).get('micro_batches', 1) or 1
+    where = 'train:micro_batches'
+    if isinstance(value, (list, tuple)):
+        schedule = getattr(model, 'schedule', None)
+        if schedule is None or len(value) != len(schedule.ends):
+            stages = len(schedule.ends) if schedule is not None else 0
+            raise ValueError(f'{where} is a list ({list(value)}): it needs one entry per progressive stage '
+                             f'(datasets:train:iters has {stages} stage(s)).')
+        value = value[schedule.stage(current_iter)]
+        where += f' (stage {schedule.stage(current_iter) + 1})'
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f'{where} must be a positive integer, got {value!r}.')
+    if batch % value:
+        raise ValueError(f'{where} = {value} does not divide the batch of {batch} images: each chunk must hold '
+                         f'the same number of images (choose a divisor of {batch}).')
+    return value
+
+
+def _float32(output):
+    if isinstance(output, (list, tuple)):
+        return [o.float() for o in output]
+    return output.float()
+
+
+def compute_losses(model, output, gt):
+    """SRModel's losses on one (chunk of a) batch: (total, OrderedDict of named parts). Pixel losses in
+    float32 outside autocast; perceptual losses as they come."""
+    total, losses = 0, OrderedDict()
+    if model.cri_pix:
+        with torch.autocast(device_type=gt.device.type, enabled=False):
+            l_pix = model.cri_pix(_float32(output), gt.float())
+        total = total + l_pix
+        parts = getattr(model.cri_pix, 'last_parts', None)  # MultiStageModel: l_pix and l_edge
+        if parts is not None:
+            model.cri_pix.last_parts = None
+            losses.update(parts)
+        else:
+            losses['l_pix'] = l_pix
+    if model.cri_perceptual:
+        l_percep, l_style = model.cri_perceptual(output, gt)
+        if l_percep is not None:
+            total = total + l_percep.float()
+            losses['l_percep'] = l_percep
+        if l_style is not None:
+            total = total + l_style.float()
+            losses['l_style'] = l_style
+    return total, losses
+
+
+def _chunks(tensor, count):
+    return tensor.chunk(count) if count > 1 else (tensor,)
+
+
+def optimize_parameters(model, current_iter):
+    """One iteration: forward / losses / backward per chunk under autocast, one (scaled) optimizer step."""
+    dtype = parse_precision((model.opt.get('train') or {}).get('mixed_precision'), 'train:mixed_precision')
+    count = micro_batch_count(model, current_iter, model.lq.shape[0])
+    scaler = grad_scaler(model)
+    model.optimizer_g.zero_grad()
+    net = model.net_g
+    outputs, sums = [], OrderedDict()
+    lq_chunks, gt_chunks = _chunks(model.lq, count), _chunks(model.gt, count)
+    for index, (lq, gt) in enumerate(zip(lq_chunks, gt_chunks)):
+        last = index == count - 1
+        sync = net.no_sync() if not last and hasattr(net, 'no_sync') else contextlib.nullcontext()
+        with sync:
+            with autocast(lq.device, dtype):
+                output = net(lq)
+                total, losses = compute_losses(model, output, gt)
+            total = total / count
+            (scaler.scale(total) if scaler is not None else total).backward()
+        outputs.append(output[0].detach() if isinstance(output, (list, tuple)) else output.detach())
+        for name, value in losses.items():
+            sums[name] = sums.get(name, 0) + value.detach().float() / count
+    if scaler is not None:
+        scaler.step(model.optimizer_g)  # unscales first, so clipping inside step sees true gradients
+        scaler.update()
+    else:
+        model.optimizer_g.step()
+    model.output = (torch.cat(outputs) if len(outputs) > 1 else outputs[0]).float()
+    model.log_dict = model.reduce_loss_dict(sums)
+    if model.ema_decay > 0:
+        model.model_ema(decay=model.ema_decay)
+
+
+def needs_training_step(train_opt):
+    return bool(train_opt.get('mixed_precision')) or (train_opt.get('micro_batches') or 1) != 1
+
+
+def enable_training_step():
+    """Route SRModel's training step (and every model inheriting it) through ``optimize_parameters``
+    when the options ask for mixed precision or micro-batches; add the fp16 scaler; autocast validation
+    with ``val: mixed_precision``."""
+    from basicsr.models.sr_model import SRModel
+    if getattr(SRModel.optimize_parameters, _MARK, False):
+        return
+    original_step, original_init, original_test = (SRModel.optimize_parameters, SRModel.init_training_settings,
+                                                   SRModel.test)
+
+    def step(self, current_iter):
+        if not needs_training_step(self.opt.get('train') or {}):
+            return original_step(self, current_iter)
+        return optimize_parameters(self, current_iter)
+
+    def init_training_settings(self):
+        train_opt = self.opt.get('train') or {}
+        dtype = parse_precision(train_opt.get('mixed_precision'), 'train:mixed_precision')
+        if (train_opt.get('micro_batches') or 1) != 1:
+            micro = train_opt['micro_batches']
+            if not isinstance(micro, (int, list, tuple)) or isinstance(micro, bool):
+                raise ValueError(f'train:micro_batches must be a positive integer or a list of them, got {micro!r}.')
+        original_init(self)
+        if dtype == torch.float16:
+            self.schedulers.append(GradScalerState(self.device))
+
+    def test(self):
+        dtype = parse_precision((self.opt.get('val') or {}).get('mixed_precision'), 'val:mixed_precision')
+        with autocast(self.device, dtype):
+            original_test(self)
+        if dtype is not None and torch.is_tensor(getattr(self, 'output', None)):
+            self.output = self.output.float()
+
+    for function, original in ((step, original_step), (init_training_settings, original_init), (test, original_test)):
+        setattr(function, _MARK, True)
+        function.__doc__ = original.__doc__
+    SRModel.optimize_parameters = step
+    SRModel.init_training_settings = init_training_settings
+    SRModel.test = test
