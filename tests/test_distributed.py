@@ -36,7 +36,7 @@ RECORDING_ENTRY = textwrap.dedent('''
 def test_two_process_gloo_training(tmp_path):
     tiny_options(tmp_path / 'dist.yml', name='dist', total_iter=4, **{
         'dist_params': {'backend': 'gloo'}, 'logger:save_checkpoint_freq': 4, 'val:val_freq': 4,
-        'datasets:train:num_samples': 16})
+        'datasets:train:num_samples': 16, 'train:micro_batches': 2})  # chunks under DDP's no_sync
     (tmp_path / 'entry.py').write_text(RECORDING_ENTRY)
     proc = run(['python', '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', 'entry.py',
                 '-opt', 'dist.yml', '--launcher', 'pytorch'], cwd=tmp_path, timeout=400)
