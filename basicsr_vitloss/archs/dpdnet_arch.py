@@ -44,12 +44,14 @@ Where the original is ambiguous, or where this port has to choose:
   replicate padding is used instead.
 * ``in_channels=3`` gives the single-image variant used in the paper's comparisons (only the first
   conv changes).
+* ``use_checkpoint`` (not in the original): activation checkpointing per U-Net stage, off by default.
 """
 import math
 
 import torch
 from torch import nn as nn
 from torch.nn import functional as F
+from torch.utils import checkpoint as torch_checkpoint
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
@@ -112,13 +114,21 @@ class DPDNet(nn.Module):
             bottleneck), published 0.4. Default: 0.4.
         output_activation (str | None): 'sigmoid' (published) or None for no output activation.
             Default: 'sigmoid'.
+        use_checkpoint (bool): Activation checkpointing: in training mode with grad enabled, each
+            stage runs under ``torch.utils.checkpoint`` (non-reentrant, RNG state preserved, so the
+            dropout masks are the same): every encoder level (two convs, level 4's dropout, the max
+            pooling), the bottleneck (two convs and its dropout) and every decoder level (up-conv,
+            concatenation with the skip, two convs). Their activations are recomputed in backward
+            instead of stored: same outputs and gradients, less memory, more time. No effect in eval
+            mode or under ``torch.no_grad()``; no parameters. Default: False.
 
     Input (N, in_channels, H, W) and output (N, out_channels, H, W) in [0, 1]; any H, W.
     """
 
     def __init__(self, in_channels=6, out_channels=3, base_channels=64, dropout_rate=0.4,
-                 output_activation='sigmoid'):
+                 output_activation='sigmoid', use_checkpoint=False):
         super().__init__()
+        self.use_checkpoint = bool(use_checkpoint)
         if output_activation not in ('sigmoid', None, 'none'):
             raise ValueError(f"output_activation must be 'sigmoid' or None, got {output_activation!r}")
         self.in_channels = in_channels
@@ -162,19 +172,35 @@ class DPDNet(nn.Module):
                     nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
                 nn.init.zeros_(module.bias)
 
+    def _run(self, stage, *args):
+        """``stage(*args)``, under activation checkpointing where ``use_checkpoint`` applies."""
+        if self.use_checkpoint and self.training and torch.is_grad_enabled():
+            return torch_checkpoint.checkpoint(stage, *args, use_reentrant=False)
+        return stage(*args)
+
+    def _encoder_stage(self, level, feat):
+        """Encoder level ``level``: (skip feature, pooled feature for the next level)."""
+        feat = self.encoders[level](feat)
+        if level == len(self.encoders) - 1:
+            feat = self.drop_enc(feat)
+        return feat, self.pool(feat)
+
+    def _bottleneck_stage(self, feat):
+        return self.drop_mid(self.bottleneck(feat))
+
+    def _decoder_stage(self, level, feat, skip):
+        return self.decoders[level](torch.cat([skip, self.ups[level](feat)], dim=1))
+
     def forward(self, x):
         h, w = x.shape[-2:]
         feat = pad_to_multiple(x, self.pad_multiple)
         skips = []
-        for level, encoder in enumerate(self.encoders):
-            feat = encoder(feat)
-            if level == len(self.encoders) - 1:
-                feat = self.drop_enc(feat)
-            skips.append(feat)
-            feat = self.pool(feat)
-        feat = self.drop_mid(self.bottleneck(feat))
-        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips)):
-            feat = decoder(torch.cat([skip, up(feat)], dim=1))
+        for level in range(len(self.encoders)):
+            skip, feat = self._run(self._encoder_stage, level, feat)
+            skips.append(skip)
+        feat = self._run(self._bottleneck_stage, feat)
+        for level, skip in enumerate(reversed(skips)):
+            feat = self._run(self._decoder_stage, level, feat, skip)
         out = self.out_conv(F.relu(self.tail(feat)))
         if self.output_activation == 'sigmoid':
             out = torch.sigmoid(out)

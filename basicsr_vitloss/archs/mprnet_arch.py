@@ -26,11 +26,14 @@ Additions to the official behaviour:
   it adds the mean of the views (the official code fixes the stage images at 3 channels and adds
   the input itself, so it runs only with in_c = out_c = 3).
 
+- ``use_checkpoint``: activation checkpointing per channel attention block (CAB), off by default.
+
 The four quarters (stage 1) and two halves (stage 2) of each image run as one batch through their
 stage instead of one patch after another: the same result, up to float rounding.
 """
 import torch
 from torch import nn as nn
+from torch.utils import checkpoint as torch_checkpoint
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
@@ -64,7 +67,13 @@ class CALayer(nn.Module):
 
 
 class CAB(nn.Module):
-    """Channel attention block: conv / ``act`` / conv, channel attention, plus the input."""
+    """Channel attention block: conv / ``act`` / conv, channel attention, plus the input.
+
+    With ``use_checkpoint`` set (by ``MPRNet(use_checkpoint=True)``), in training mode with grad enabled
+    the block runs under ``torch.utils.checkpoint`` (non-reentrant): only its input is kept, the rest is
+    recomputed in backward."""
+
+    use_checkpoint = False  # a plain attribute: not in the state_dict
 
     def __init__(self, n_feat, kernel_size, reduction, bias, act):
         super().__init__()
@@ -73,6 +82,11 @@ class CAB(nn.Module):
                                   conv(n_feat, n_feat, kernel_size, bias=bias))
 
     def forward(self, x):
+        if self.use_checkpoint and self.training and torch.is_grad_enabled():
+            return torch_checkpoint.checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+    def _forward(self, x):
         return x + self.CA(self.body(x))
 
 
@@ -250,6 +264,13 @@ class MPRNet(nn.Module):
         kernel_size (int): Convolution kernel size. Default: 3.
         reduction (int): Channel-attention squeeze ratio. Default: 4.
         bias (bool): Biases in the convolutions (the official ones have none). Default: False.
+        use_checkpoint (bool): Activation checkpointing (not in the official code): in training mode
+            with grad enabled, every CAB (shallow features, encoder and decoder levels, skip attention,
+            the CABs of the ORBs: 31 + 3 * num_cab blocks) runs under ``torch.utils.checkpoint``
+            (non-reentrant): its activations are recomputed in backward instead of stored. Same
+            outputs and gradients, less memory, more time. No effect in eval mode or under
+            ``torch.no_grad()``; no parameters. Settable later (``net.use_checkpoint = True``).
+            Default: False.
 
     Returns (forward): in training mode ``[final, stage 2, stage 1]`` images, in eval mode the final
     image; each (B, out_c, H, W) for an input (B, in_c, H, W) of any H, W.
@@ -258,7 +279,7 @@ class MPRNet(nn.Module):
     size_multiple = 8  # quarters of the image, downsampled twice in the U-Nets
 
     def __init__(self, in_c=3, out_c=3, n_feat=96, scale_unetfeats=48, scale_orsnetfeats=32, num_cab=8,
-                 kernel_size=3, reduction=4, bias=False):
+                 kernel_size=3, reduction=4, bias=False, use_checkpoint=False):
         super().__init__()
         if in_c < 1 or out_c < 1 or in_c % out_c != 0:
             raise ValueError(f'MPRNet: in_c ({in_c}) must be a positive multiple of out_c ({out_c}): the input '
@@ -287,6 +308,19 @@ class MPRNet(nn.Module):
         self.concat12 = conv(n_feat * 2, n_feat, kernel_size, bias=bias)
         self.concat23 = conv(n_feat * 2, n_feat + scale_orsnetfeats, kernel_size, bias=bias)
         self.tail = conv(n_feat + scale_orsnetfeats, out_c, kernel_size, bias=bias)
+        self.use_checkpoint = use_checkpoint
+
+    @property
+    def use_checkpoint(self):
+        """Whether the CABs run under activation checkpointing in training (see the class docstring)."""
+        return self._use_checkpoint
+
+    @use_checkpoint.setter
+    def use_checkpoint(self, value):
+        self._use_checkpoint = bool(value)
+        for module in self.modules():
+            if isinstance(module, CAB):
+                module.use_checkpoint = self._use_checkpoint
 
     def residual_base(self, x):
         """What the stage images are added to: the input, or the mean of its ``in_c / out_c`` views."""

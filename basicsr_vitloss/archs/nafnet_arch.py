@@ -7,11 +7,13 @@ Statistics Aggregation for Improving Image Restoration", 2021).
 
 Additions to the official behaviour (all off by default): inputs of any size (padded internally and
 cropped back, as the official code does), an ``out_channels`` option for dual-pixel input (e.g. 6 -> 3
-channels) and block options (expansion ratios, dropout) exposed on the network.
+channels), block options (expansion ratios, dropout) exposed on the network, and activation
+checkpointing (``use_checkpoint``).
 """
 import torch
 from torch import nn as nn
 from torch.nn import functional as F
+from torch.utils import checkpoint as torch_checkpoint
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
@@ -112,6 +114,11 @@ class NAFNet(nn.Module):
         dw_expand (int): ``DW_Expand`` of every block. Default: 2 (official).
         ffn_expand (int): ``FFN_Expand`` of every block. Default: 2 (official).
         drop_out_rate (float): Dropout of every block. Default: 0 (official).
+        use_checkpoint (bool): Activation checkpointing: in training mode with grad enabled, every
+            NAFBlock (encoders, middle, decoders) runs under ``torch.utils.checkpoint`` (non-reentrant,
+            RNG state preserved, so dropout draws the same masks): its activations are recomputed in
+            backward instead of stored. Same outputs and gradients, less memory, more time. No effect
+            in eval mode or under ``torch.no_grad()``; no parameters. Default: False.
     """
 
     def __init__(self,
@@ -123,8 +130,10 @@ class NAFNet(nn.Module):
                  out_channels=None,
                  dw_expand=2,
                  ffn_expand=2,
-                 drop_out_rate=0.):
+                 drop_out_rate=0.,
+                 use_checkpoint=False):
         super().__init__()
+        self.use_checkpoint = bool(use_checkpoint)
         out_channels = img_channel if out_channels is None else out_channels
         if img_channel % out_channels != 0:
             raise ValueError(f'NAFNet: img_channel ({img_channel}) must be a multiple of out_channels '
@@ -174,6 +183,15 @@ class NAFNet(nn.Module):
         n, _, h, w = inp.shape
         return inp.reshape(n, self.img_channel // self.out_channels, self.out_channels, h, w).mean(dim=1)
 
+    def run_blocks(self, blocks, feat):
+        """Run a Sequential of NAFBlocks, each under activation checkpointing where ``use_checkpoint``
+        applies (training mode, grad enabled)."""
+        if not (self.use_checkpoint and self.training and torch.is_grad_enabled()):
+            return blocks(feat)
+        for block in blocks:
+            feat = torch_checkpoint.checkpoint(block, feat, use_reentrant=False)
+        return feat
+
     def forward(self, inp):
         h, w = inp.shape[-2:]
         inp = self.check_image_size(inp)
@@ -181,15 +199,15 @@ class NAFNet(nn.Module):
         feat = self.intro(inp)
         skips = []
         for encoder, down in zip(self.encoders, self.downs):
-            feat = encoder(feat)
+            feat = self.run_blocks(encoder, feat)
             skips.append(feat)
             feat = down(feat)
 
-        feat = self.middle_blks(feat)
+        feat = self.run_blocks(self.middle_blks, feat)
 
         # decoders pair with the encoders deepest first; zip stops at the shorter, as in the official code
         for decoder, up, skip in zip(self.decoders, self.ups, reversed(skips)):
-            feat = decoder(up(feat) + skip)
+            feat = self.run_blocks(decoder, up(feat) + skip)
 
         out = self.ending(feat) + self.residual(inp)
         return out[..., :h, :w]

@@ -3,13 +3,15 @@ CVPR 2022) for BasicSR.
 
 A re-implementation that keeps the official model's constructor arguments, parameter names and
 shapes (official checkpoints load with ``strict=True``) and its computation, without einops.
-One addition: inputs of any height and width are accepted; they are padded (reflect) to a multiple
+Additions: inputs of any height and width are accepted; they are padded (reflect) to a multiple
 of 8, the factor of the three 2x downsamplings, and the output is cropped back. On sizes the
 official code accepts (multiples of 8) nothing is padded and the output is the official one.
+``use_checkpoint`` turns on activation checkpointing per transformer block (off by default).
 """
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils import checkpoint as torch_checkpoint
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
@@ -162,6 +164,11 @@ class Restormer(nn.Module):
             (1x1 conv of the level-1 embedding, added before the output conv) and drops the global
             residual (the 6-channel input cannot be added to a 3-channel output). Kept exactly as in
             the official code so its dual-pixel weights load.
+        use_checkpoint (bool): Activation checkpointing (not in the official code): in training mode
+            with grad enabled, every TransformerBlock (encoder, latent, decoder, refinement) runs under
+            ``torch.utils.checkpoint`` (non-reentrant): its activations are recomputed in backward
+            instead of stored. Same outputs and gradients, less memory, more time. No effect in eval
+            mode or under ``torch.no_grad()``; no parameters. Default: False.
 
     Any H, W is accepted: the input is reflect-padded at the bottom and right to a multiple of 8
     (replicate-padded where it is too small for reflect) and the output cropped back.
@@ -177,9 +184,11 @@ class Restormer(nn.Module):
                  ffn_expansion_factor=2.66,
                  bias=False,
                  LayerNorm_type='WithBias',
-                 dual_pixel_task=False):
+                 dual_pixel_task=False,
+                 use_checkpoint=False):
         super().__init__()
         self.dual_pixel_task = dual_pixel_task
+        self.use_checkpoint = bool(use_checkpoint)
         self.pad_multiple = 8  # three 2x downsamplings
         widths = [dim, dim * 2, dim * 4, dim * 8]
 
@@ -211,22 +220,32 @@ class Restormer(nn.Module):
             self.skip_conv = nn.Conv2d(dim, widths[1], 1, bias=bias)
         self.output = nn.Conv2d(widths[1], out_channels, 3, padding=1, bias=bias)
 
+    def run_blocks(self, blocks, feat):
+        """Run a Sequential of TransformerBlocks, each under activation checkpointing where
+        ``use_checkpoint`` applies (training mode, grad enabled)."""
+        if not (self.use_checkpoint and self.training and torch.is_grad_enabled()):
+            return blocks(feat)
+        for block in blocks:
+            feat = torch_checkpoint.checkpoint(block, feat, use_reentrant=False)
+        return feat
+
     def forward(self, x):
         h, w = x.shape[-2:]
         inp = pad_to_multiple(x, self.pad_multiple)
+        run = self.run_blocks
 
         emb = self.patch_embed(inp)
-        enc1 = self.encoder_level1(emb)
-        enc2 = self.encoder_level2(self.down1_2(enc1))
-        enc3 = self.encoder_level3(self.down2_3(enc2))
-        feat = self.latent(self.down3_4(enc3))
+        enc1 = run(self.encoder_level1, emb)
+        enc2 = run(self.encoder_level2, self.down1_2(enc1))
+        enc3 = run(self.encoder_level3, self.down2_3(enc2))
+        feat = run(self.latent, self.down3_4(enc3))
 
         feat = self.reduce_chan_level3(torch.cat([self.up4_3(feat), enc3], dim=1))
-        feat = self.decoder_level3(feat)
+        feat = run(self.decoder_level3, feat)
         feat = self.reduce_chan_level2(torch.cat([self.up3_2(feat), enc2], dim=1))
-        feat = self.decoder_level2(feat)
-        feat = self.decoder_level1(torch.cat([self.up2_1(feat), enc1], dim=1))
-        feat = self.refinement(feat)
+        feat = run(self.decoder_level2, feat)
+        feat = run(self.decoder_level1, torch.cat([self.up2_1(feat), enc1], dim=1))
+        feat = run(self.refinement, feat)
 
         if self.dual_pixel_task:
             out = self.output(feat + self.skip_conv(emb))

@@ -297,7 +297,7 @@ class BasicUformerLayer(nn.Module):
                 if key not in masks:
                     masks[key] = _shift_attention_mask(hw[0], hw[1], blk.win_size, blk.shift_size, x.device, x.dtype)
                 mask = masks[key]
-            if self.use_checkpoint and self.training:
+            if self.use_checkpoint and self.training and torch.is_grad_enabled():
                 x = torch_checkpoint.checkpoint(blk, x, hw, mask, use_reentrant=False)
             else:
                 x = blk(x, hw, mask)
@@ -373,7 +373,10 @@ class Uformer(nn.Module):
             (``in_chans == dd_in == 6``).
         embed_dim, depths, num_heads, win_size, mlp_ratio, qkv_bias, qk_scale, drop_rate, attn_drop_rate,
         drop_path_rate, norm_layer, use_checkpoint, token_projection, token_mlp, shift_flag, modulator,
-        cross_modulator: as in the official model.
+        cross_modulator: as in the official model. ``use_checkpoint``: every LeWinTransformerBlock runs
+        under ``torch.utils.checkpoint`` (non-reentrant, RNG state preserved, so dropout and drop path
+        draw the same), in training mode with grad enabled only (the official code uses the reentrant
+        variant in every mode); same outputs and gradients, less memory, more time.
     """
 
     def __init__(self, img_size=256, in_chans=3, dd_in=3, embed_dim=32, depths=(2, 2, 2, 2, 2, 2, 2, 2, 2),
