@@ -205,6 +205,9 @@ RECIPES = {
                    f'3 warm-up epochs then cosine to 1e-6 over 3000 epochs of {GOPRO_TRAIN_IMAGES} // 16 = '
                    f'{GOPRO_TRAIN_IMAGES // 16} iterations; Charbonnier + 0.05 x edge loss on every stage)'),
         'model_type': 'MultiStageModel',
+        # 4 GPUs under DataParallel: one process with batch 16 in total, BasicSR's batch_size_per_gpu 16 x 1
+        'gpus': 1, 'gpus_note': "the official run split batch 16 over 4 GPUs with DataParallel, one process: in "
+                                "BasicSR terms batch_size_per_gpu 16 x 1",
         'data': {'gt_size': 256, 'batch_size_per_gpu': 16, 'num_worker_per_gpu': 8},
         'augment': 'all',
         'train': {'total_iter': 3000 * (GOPRO_TRAIN_IMAGES // 16), 'warmup_iter': 3 * (GOPRO_TRAIN_IMAGES // 16),
@@ -218,6 +221,7 @@ RECIPES = {
     },
     'restormer': {
         'source': "Restormer's official options (Defocus_Deblurring / Motion_Deblurring, 8 GPUs)",
+        'gpus': 8, 'gpus_note': 'the official options train with 8 GPU processes',
         'data': {'gt_size': 384, 'batch_size_per_gpu': 8, 'num_worker_per_gpu': 8,
                  'iters': [92000, 64000, 48000, 36000, 36000, 24000],
                  'gt_sizes': [128, 160, 192, 256, 320, 384], 'mini_batch_sizes': [8, 5, 4, 2, 1, 1]},
@@ -231,6 +235,7 @@ RECIPES = {
     },
     'nafnet': {
         'source': "NAFNet's official GoPro width-64 options (8 GPUs; NAFNet has no DPDD recipe)",
+        'gpus': 8, 'gpus_note': 'the official options train with 8 GPU processes',
         'data': {'gt_size': 256, 'batch_size_per_gpu': 8, 'num_worker_per_gpu': 8},
         'augment': 'all',
         'train': {'total_iter': 400000, 'warmup_iter': -1, 'use_grad_clip': True,
@@ -241,6 +246,7 @@ RECIPES = {
     'uformer': {
         'source': ("Uformer's official GoPro training script (batch 8, 3000 epochs of 263 iterations, 3 warm-up "
                    'epochs; Uformer has no DPDD recipe)'),
+        'gpus': 1, 'gpus_note': 'the script\'s batch 8 is the whole batch: 2103 // 8 = 263 iterations an epoch',
         'data': {'gt_size': 256, 'batch_size_per_gpu': 8, 'num_worker_per_gpu': 4},
         'augment': 'all',
         'train': {'total_iter': 789000, 'warmup_iter': 789, 'use_grad_clip': False,
@@ -253,6 +259,7 @@ RECIPES = {
     'dpdnet': {
         'source': ("DPDNet's official configuration (Keras: batch 5 of 512x512, MSE, Adam 2e-5 halved every 60 "
                    f'epochs, 200 epochs of {DPDD_TRAIN_PATCHES} // 5 = {DPDD_TRAIN_PATCHES // 5} iterations)'),
+        'gpus': 1, 'gpus_note': 'the official configuration trains on one GPU',
         'data': {'gt_size': 512, 'batch_size_per_gpu': 5, 'num_worker_per_gpu': 4},
         'augment': 'none',
         'train': {'total_iter': 200 * (DPDD_TRAIN_PATCHES // 5), 'warmup_iter': -1, 'use_grad_clip': False,
@@ -264,6 +271,30 @@ RECIPES = {
 }
 GPU_NOTE = ('batch_size_per_gpu as in the official recipe; the paper trained on one 24 GB RTX 3090 and '
             'reduced some batch sizes (values not given)')
+
+
+def common(net):
+    """COMMON plus the recipe's own GPU count, `recipe_gpus`, right after `num_gpu`: BasicSR ignores the key;
+    scripts/scale_recipe.py reads it (effective batch = batch_size_per_gpu x recipe_gpus)."""
+    opt = {}
+    for key, value in copy.deepcopy(COMMON).items():
+        opt[key] = value
+        if key == 'num_gpu':
+            opt['recipe_gpus'] = RECIPES[net]['gpus']
+    return opt
+
+
+def gpu_line(net):
+    """The header line that says what `recipe_gpus` records."""
+    recipe = RECIPES[net]
+    gpus, data = recipe['gpus'], recipe['data']
+    per_gpu = data.get('mini_batch_sizes') or [data['batch_size_per_gpu']]
+    effective = [b * gpus for b in per_gpu]
+    batch = (f'per stage {per_gpu} x {gpus} = {effective}' if len(per_gpu) > 1
+             else f'{per_gpu[0]} x {gpus} = {effective[0]}')
+    return (f'# GPUs: recipe_gpus: {gpus} records the recipe\'s GPU processes ({recipe["gpus_note"]}); effective batch '
+            f'(batch per GPU x GPUs) {batch}. BasicSR ignores the key; scripts/scale_recipe.py --gpus N fits the '
+            'file to N GPUs.')
 
 
 def augmentation(kind):
@@ -320,7 +351,7 @@ def train_options(grid, net, loss, name=None, vit_change=None):
         if vit_change:
             term.update(vit_change)
         train['perceptual_opt'] = term
-    opt = {'name': name or f'{grid}_{net}_{loss}', **copy.deepcopy(COMMON), **model_type(net),
+    opt = {'name': name or f'{grid}_{net}_{loss}', **common(net), **model_type(net),
            'datasets': {'train': train_dataset(data, mode, recipe), 'val': eval_dataset(data, mode, 'val')},
            'network_g': network_g(net, in_channels, data), 'path': dict(PATH), 'train': train,
            'val': {'val_freq': 20000, 'save_img': False, 'tile': dict(TILE), 'metrics': copy.deepcopy(VAL_METRICS)},
@@ -335,7 +366,7 @@ def test_options(grid, net, loss):
     in_channels = 6 if mode == 'dual_pixel' else 3
     datasets = ({'test_1': eval_dataset(data, mode, 'test')} if data == 'dpdd'
                 else {'test_1': eval_dataset(data, mode, 'test'), 'test_2': eval_dataset(data, mode, 'hide')})
-    return {'name': f'test_{grid}_{net}_{loss}', **copy.deepcopy(COMMON), **model_type(net), 'datasets': datasets,
+    return {'name': f'test_{grid}_{net}_{loss}', **common(net), **model_type(net), 'datasets': datasets,
             'network_g': network_g(net, in_channels, data),
             'path': {'pretrain_network_g': f'experiments/{grid}_{net}_{loss}/models/net_g_latest.pth',
                      'param_key_g': 'params', 'strict_load_g': True},
@@ -369,6 +400,7 @@ def header(grid, net, loss, kind, ablation=None):
             lines.append(f'# The paper reports GoPro PSNR / SSIM / LPIPS / NIQE {_fmt(expected[:4])}, '
                          f'HIDE {_fmt(expected[4:])}')
     lines.append(f'# Recipe: {RECIPES[net]["source"]}; {GPU_NOTE}.')
+    lines.append(gpu_line(net))
     if data == 'dpdd':
         swap = ('on (swap_views_on_hflip: true, the plugin\'s default; Restormer\'s code keeps the views)'
                 if SWAP_VIEWS_ON_HFLIP else 'off (as Restormer\'s code)')

@@ -64,6 +64,8 @@ def test_every_file_parses_with_basicsrs_option_parser(relative, tmp_path, monke
     launch.check_types(opt, relative)  # every type: names a registered class
     if relative.startswith('options/demo'):
         return
+    # recipe_gpus (the recipe's GPU processes, read by scripts/scale_recipe.py) passes BasicSR's parser untouched
+    assert opt['recipe_gpus'] == make_options.RECIPES[_network_key(opt)]['gpus']
     if relative == f'options/{make_options.HEADLINE[0]}':
         _, grid, net, loss = make_options.HEADLINE
     else:
