@@ -111,6 +111,7 @@ def test_bf16_trains_and_resumes_through_basicsr_train(tmp_path):
     run(['python', '-m', 'basicsr.train', '-opt', 'bf16.yml'], cwd=tmp_path)
     log = '\n'.join(p.read_text() for p in (tmp_path / 'experiments' / 'bf16').glob('train_*.log'))
     assert 'iter:       4' in log and '# psnr:' in log
+    assert 'Training step: mixed_precision bf16, micro_batches 2.' in log  # the plugin's step ran
     tiny_options(tmp_path / 'bf16.yml', name='bf16', total_iter=6, **{
         'train:mixed_precision': 'bf16', 'train:micro_batches': 2, 'logger:save_checkpoint_freq': 2,
         'val:val_freq': 6})

@@ -190,6 +190,10 @@ def enable_training_step():
         original_init(self)
         if dtype == torch.float16:
             self.schedulers.append(GradScalerState(self.device))
+        if needs_training_step(train_opt):
+            from basicsr.utils import get_root_logger
+            get_root_logger().info(f"Training step: mixed_precision {train_opt.get('mixed_precision') or 'off'}, "
+                                   f"micro_batches {train_opt.get('micro_batches') or 1}.")
 
     def test(self):
         dtype = parse_precision((self.opt.get('val') or {}).get('mixed_precision'), 'val:mixed_precision')
