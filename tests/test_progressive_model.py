@@ -111,3 +111,16 @@ def test_progressive_stages_run_in_basicsr_train(tmp_path):
     assert 'Model [ImageCleanModel] is created' in log
     assert 'stage 1/2 from iteration 1: patch size 16, batch size 2' in log
     assert 'stage 2/2 from iteration 3: patch size 24, batch size 1' in log
+
+
+def test_dataparallel_keeps_every_gpus_share_of_the_stage_batch():
+    """num_gpu 2 without a launcher: BasicSR loads 2 x batch_size_per_gpu images, one batch for both GPUs."""
+    model = _model()
+    model.opt['num_gpu'] = 2
+    model.feed_data(_batch(n=8))
+    model.progressive_crop(3)  # stage 2: mini_batch_sizes 2 per GPU
+    assert model.gt.shape[0] == 4
+    model.opt['dist'] = True  # under DDP each process loads its own share
+    model.feed_data(_batch(n=8))
+    model.progressive_crop(3)
+    assert model.gt.shape[0] == 2

@@ -103,6 +103,8 @@ class ProgressiveSRModel(SRModel):
         the whole batch; lq cropped at 1/scale)."""
         stage = self.schedule.stage(current_iter)
         size, batch = self.schedule.gt_sizes[stage], self.schedule.batch_sizes[stage]
+        if not self.opt.get('dist') and int(self.opt.get('num_gpu') or 0) > 1:
+            batch *= int(self.opt['num_gpu'])  # DataParallel: one loaded batch holds every GPU's share
         if stage != self.logged_stage:
             get_root_logger().info(f'Progressive training stage {stage + 1}/{len(self.schedule.ends)} from iteration '
                                    f'{current_iter}: patch size {size}, batch size {batch} per GPU.')
