@@ -236,12 +236,14 @@ def model_options(net_name, loss, precision, checkpoint, device, quick):
             'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}, 'train': train}
 
 
-def training_section(device, cfg, budget, meter, batch, quick):
+def training_section(device, cfg, budget, meter, batch, quick, networks=None):
     import torch
     from basicsr.models import build_model
     rows = []
     size = cfg['train_size']
     for net_name, (in_channels, *_rest) in NETWORKS.items():
+        if networks is not None and net_name not in networks:
+            continue
         for loss in TRAIN_LOSSES:
             for precision in PRECISIONS:
                 for checkpoint in (False, True):
@@ -345,6 +347,8 @@ def main(argv=None):
                         help='folder for gpu.md / gpu.json (default benchmarks/results)')
     parser.add_argument('--budget-s', type=float, default=540.0, help='total time budget in seconds (default 540)')
     parser.add_argument('--train-batch', type=int, default=2, help='batch of the training-step cells (default 2)')
+    parser.add_argument('--networks', nargs='+', choices=list(NETWORKS), default=None,
+                        help='only these networks in the training-step section (default: all)')
     args = parser.parse_args(argv)
 
     import torch
@@ -366,7 +370,7 @@ def main(argv=None):
     meter = Meter(device)
     start = time.perf_counter()
     losses = loss_section(device, cfg, budget, meter)
-    training = training_section(device, cfg, budget, meter, args.train_batch, args.quick)
+    training = training_section(device, cfg, budget, meter, args.train_batch, args.quick, args.networks)
     loading = data_section(cfg, budget, meter)
 
     cpu_name = f'CPU ({platform.processor() or platform.machine()})'

@@ -97,8 +97,9 @@ def _table(markdown, heading):
 
 def test_gpu_suite_quick_on_cpu_writes_the_report(tmp_path):
     out = tmp_path / 'results'
-    run(['python', str(SUITE), '--device', 'cpu', '--quick', '--out', out, '--budget-s', '36000'], cwd=REPO,
-        timeout=1800)
+    networks = ['Uformer-B', 'MPRNet']  # two of the five keep the CPU run short; the code path is the same
+    run(['python', str(SUITE), '--device', 'cpu', '--quick', '--out', out, '--budget-s', '36000',
+         '--networks', *networks], cwd=REPO, timeout=1800)
     markdown = (out / 'gpu.md').read_text()
     data = json.loads((out / 'gpu.json').read_text())
     assert markdown.startswith('# GPU suite\n')
@@ -114,7 +115,6 @@ def test_gpu_suite_quick_on_cpu_writes_the_report(tmp_path):
         assert float(row[4]) > 0 and row[5] == '-'  # ms; no CUDA peak memory on the CPU
 
     training = _table(markdown, 'Training step')
-    networks = ['NAFNetLocal GoPro width64', 'Restormer dual-pixel', 'Uformer-B', 'DPDNet dual-pixel', 'MPRNet']
     assert [tuple(r[:4]) for r in training] == [
         (net, loss, precision, checkpoint) for net in networks for loss in ('L1', 'L1 + local', 'L1 + global')
         for precision in ('fp32', 'bf16') for checkpoint in ('off', 'on')]
