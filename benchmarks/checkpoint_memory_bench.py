@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch.nn import functional as F
@@ -35,7 +34,7 @@ from torch.nn import functional as F
 import basicsr_vitloss  # noqa: F401  (registers the architectures; makes basicsr importable)
 from basicsr.archs import build_network
 from bench_results import write_results
-from loss_bench import _malloc_trim, _proc_status_kib, keep_freed_memory
+from loss_bench import keep_freed_memory, peak_rss_increase_mib
 
 CONFIGS = {
     'Restormer': dict(type='Restormer', inp_channels=3, out_channels=3, dim=16, num_blocks=[2, 2, 2, 2],
@@ -70,16 +69,7 @@ def sync(device):
 def memory_worker(name, use_checkpoint):
     """CPU peak-RSS increase (MiB) of one training step, in this fresh process."""
     net, x, target = build(name, use_checkpoint, torch.device('cpu'))
-    step(net, x, target)
-    gc.collect()
-    _malloc_trim()
-    before = _proc_status_kib('VmRSS')
-    try:
-        Path('/proc/self/clear_refs').write_text('5')
-    except OSError:
-        return None
-    step(net, x, target)
-    return (_proc_status_kib('VmHWM') - before) / 1024
+    return peak_rss_increase_mib(lambda: step(net, x, target))
 
 
 def peak_memory_mib(name, use_checkpoint, device):

@@ -281,12 +281,12 @@ def _proc_status_kib(field):
     raise KeyError(field)
 
 
-def memory_worker(name, kind, batch):
-    """CPU peak-RSS increase of one forward + backward (run in a fresh subprocess)."""
-    torch.manual_seed(0)
-    loss = build(name, kind, torch.device('cpu'))
-    pred, target = inputs(batch, torch.device('cpu'))
-    loss_step(loss, pred, target)
+def peak_rss_increase_mib(step):
+    """CPU peak resident-memory increase (MiB) of one ``step()`` after an untimed one, in this process
+    (meant for a fresh subprocess): memory freed back to the OS, the kernel's peak mark reset
+    (/proc/self/clear_refs), VmHWM after the step minus VmRSS before it. None where clear_refs is not
+    writable."""
+    step()
     gc.collect()
     _malloc_trim()
     before = _proc_status_kib('VmRSS')
@@ -294,8 +294,16 @@ def memory_worker(name, kind, batch):
         Path('/proc/self/clear_refs').write_text('5')
     except OSError:
         return None
-    loss_step(loss, pred, target)
+    step()
     return (_proc_status_kib('VmHWM') - before) / 1024
+
+
+def memory_worker(name, kind, batch):
+    """CPU peak-RSS increase of one forward + backward (run in a fresh subprocess)."""
+    torch.manual_seed(0)
+    loss = build(name, kind, torch.device('cpu'))
+    pred, target = inputs(batch, torch.device('cpu'))
+    return peak_rss_increase_mib(lambda: loss_step(loss, pred, target))
 
 
 def peak_memory_mib(name, kind, batch, device, loss=None):

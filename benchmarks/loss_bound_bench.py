@@ -25,23 +25,10 @@ import warnings
 import torch
 
 from bench_results import write_results
-from loss_bench import MASK_RATIO, bound_flops
+from loss_bench import MASK_RATIO, bound_flops, sync, timed as seconds
 
 BATCH, SIZE, LAYER = 2, 256, 5
 MATMUL = 2048
-
-
-def sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def seconds(fn, device):
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
 
 
 def build(kind, compiled, device):

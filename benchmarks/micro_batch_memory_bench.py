@@ -10,7 +10,6 @@ Time: median of --repeats steps in that process. Writes benchmarks/results/micro
     python benchmarks/micro_batch_memory_bench.py [--repeats 3]
 """
 import argparse
-import gc
 import json
 import os
 import platform
@@ -18,7 +17,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from bench_results import write_results
 
@@ -37,7 +35,7 @@ def worker(network, micro_batches, precision, repeats):
     import torch
     import basicsr_vitloss  # noqa: F401  (registration, the training step)
     from basicsr.models import build_model
-    from loss_bench import _malloc_trim, _proc_status_kib, keep_freed_memory
+    from loss_bench import keep_freed_memory, peak_rss_increase_mib
     keep_freed_memory()
     torch.manual_seed(0)
     opt = {'name': 'bench', 'model_type': 'ProgressiveSRModel', 'is_train': True, 'dist': False, 'num_gpu': 0,
@@ -49,23 +47,18 @@ def worker(network, micro_batches, precision, repeats):
                      'mixed_precision': precision}}
     model = build_model(opt)
     data = {'lq': torch.rand(BATCH, 3, SIZE, SIZE), 'gt': torch.rand(BATCH, 3, SIZE, SIZE)}
-    model.feed_data(data)
-    model.optimize_parameters(1)
-    gc.collect()
-    _malloc_trim()
-    before = _proc_status_kib('VmRSS')
-    Path('/proc/self/clear_refs').write_text('5')
-    model.feed_data(data)
-    start = time.perf_counter()
-    model.optimize_parameters(2)
-    times = [time.perf_counter() - start]
-    peak = (_proc_status_kib('VmHWM') - before) / 1024
-    for step in range(repeats - 1):
+    times = []
+
+    def step():
         model.feed_data(data)
         start = time.perf_counter()
-        model.optimize_parameters(3 + step)
+        model.optimize_parameters(len(times) + 1)
         times.append(time.perf_counter() - start)
-    return {'peak_mib': peak, 'seconds': statistics.median(times)}
+
+    peak = peak_rss_increase_mib(step)  # times[0] is the untimed warm-up step
+    for _ in range(repeats - 1):
+        step()
+    return {'peak_mib': peak, 'seconds': statistics.median(times[1:])}
 
 
 def main(argv=None):
