@@ -10,7 +10,6 @@ import shutil
 
 import cv2
 import pytest
-import torch
 import yaml
 
 from conftest import load_script, tiny_options

@@ -40,7 +40,7 @@ def dual_pixel_sample(views, mode, scene, single_input='combined'):
     else:
         lq = np.concatenate([views[view] for view in MODE_VIEWS[mode]], axis=2)
     paths = scene.paths
-    first = paths[MODE_VIEWS['dual_pixel'][0] if 'lqL' in paths else next(v for v in paths if v != 'gt')]
+    first = next(path for view, path in paths.items() if view != 'gt')  # the first input view's file
     sample = {'lq': to_tensor(lq), 'gt': to_tensor(views['gt']), 'gt_path': paths['gt'],
               'lq_path': os.path.join(os.path.dirname(first), scene.name + os.path.splitext(first)[1])}
     sample.update({f'{view}_path': path for view, path in paths.items() if view.startswith('lq')})
