@@ -39,6 +39,9 @@ if editable_wheel is not None:
             self.copy_file(os.path.join(HERE, STARTUP_PTH), os.path.join(installation_dir, STARTUP_PTH))
 
 
+EXPORT_REQUIRES = ['onnx>=1.14', 'onnxruntime>=1.16', 'onnxscript>=0.1']
+
+
 def read(name):
     with open(os.path.join(HERE, name), encoding='utf-8') as f:
         return f.read()
@@ -75,11 +78,18 @@ setup(
         'timm>=0.9',
         'tqdm',
     ],
-    extras_require={'test': ['pytest>=7']},
+    extras_require={
+        # ONNX export (basicsr-vitloss-export): the exporter, its torch.export backend, the parity check
+        'export': EXPORT_REQUIRES,
+        'test': ['pytest>=7'] + EXPORT_REQUIRES,  # CI checks the export too
+    },
     entry_points={
         'console_scripts': [
             'basicsr-vitloss-train=basicsr_vitloss.train:main',
             'basicsr-vitloss-test=basicsr_vitloss.test:main',
+            'basicsr-vitloss-infer=basicsr_vitloss.infer:main',
+            'basicsr-vitloss-export=basicsr_vitloss.export:main',
+            'basicsr-vitloss-evaluate=basicsr_vitloss.evaluation.cli:main',
         ],
     },
     cmdclass={'build_py': BuildPyWithStartupHook,
