@@ -1,8 +1,12 @@
-"""scripts/evaluate.py: per-image metrics against independent computations, category groups from npy
-and CSV labels, resuming, the merged table's marks, input errors, and the --opt inference path."""
+"""basicsr_vitloss.evaluation (basicsr-vitloss-evaluate, scripts/evaluate.py): per-image metrics against
+independent computations, category groups from npy and CSV labels, resuming, the merged table's marks, input
+errors, the --opt inference path, and the three ways to run the command."""
 import csv
 import json
 import math
+import shutil
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,9 +14,11 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, dpdd_release_names, load_script, make_dpdd_tree, run
+from conftest import REPO, dpdd_release_names, make_dpdd_tree, run
 
-evaluate = load_script('evaluate')
+from basicsr_vitloss.evaluation import cli as evaluate
+from basicsr_vitloss.evaluation.metrics import METRICS
+from basicsr_vitloss.evaluation.pairing import match_folders, stems_match
 
 # Real DPDD test names: restored images are named after the SOURCES (basicsr.test: <src>_<suffix>.png),
 # the ground truth after the TARGETS, which carry their own capture numbers (1P0A0917 -> 1P0A0916).
@@ -122,7 +128,7 @@ def test_metrics_groups_and_report(tmp_path, lpips_weights):
         for metric in ('ssim', 'lpips', 'niqe'):
             assert result['groups'][group][metric] == pytest.approx(
                 np.mean([float(by_name[n][metric]) for n in names]), abs=1e-12)
-    assert set(result['settings']) >= set(evaluate.METRICS)
+    assert set(result['settings']) >= set(METRICS)
     from importlib.metadata import version
     protocol = result['protocol']
     assert protocol['pairing'] == {'option': 'auto', 'used': 'position'}  # DPDD names: auto chose position
@@ -378,9 +384,9 @@ def test_pairing_by_position_checks_captures(tmp_path, capsys):
     """DPDD: restored <src>_NAFNet.png against targets <trg>.png pair by checked sorted position; the old
     equal-stem rule cannot pair them, --pairing name refuses them."""
     restored_dir, gt_dir, _ = fake_dpdd(tmp_path)
-    assert not any(evaluate.stems_match(src + SUFFIX, trg) for src, trg in PAIRS)  # names never equal
+    assert not any(stems_match(src + SUFFIX, trg) for src, trg in PAIRS)  # names never equal
     for pairing in ('auto', 'position'):
-        pairs, used = evaluate.match_folders(str(restored_dir), str(gt_dir), pairing)
+        pairs, used = match_folders(str(restored_dir), str(gt_dir), pairing)
         assert used == 'position'
         assert [(p.rsplit('/', 1)[1], g.rsplit('/', 1)[1]) for p, g in pairs] == \
             [(f'{src}{SUFFIX}.png', f'{trg}.png') for src, trg in PAIRS]
@@ -423,7 +429,7 @@ def test_pairing_by_name(tmp_path, capsys):
             assert [float(r['mae']) for r in rows] == pytest.approx([offsets[n] for n in names], abs=1e-12)
     # name pairing is not fooled by a shared prefix: GOPR0384_11_00_000001 is not ..._0000010
     restored_dir, gt_dir, _ = fake_dpdd(tmp_path / 'prefix', ['a_1_x', 'a_10_x'], ['a_10', 'a_1'])
-    pairs, used = evaluate.match_folders(str(restored_dir), str(gt_dir), 'auto')
+    pairs, used = match_folders(str(restored_dir), str(gt_dir), 'auto')
     assert used == 'name' and [(p.rsplit('/', 1)[1], g.rsplit('/', 1)[1]) for p, g in pairs] == \
         [('a_1_x.png', 'a_1.png'), ('a_10_x.png', 'a_10.png')]
     # two restored images of one scene under --pairing name: both named
@@ -558,3 +564,56 @@ def test_inference_from_options(tmp_path, lpips_weights, capsys):
     with torch.no_grad():
         tiled = tiled_forward(net, inputs[source], 32, 8)[0].clamp(0, 1).numpy().transpose(1, 2, 0)
     assert np.abs(saved[..., ::-1] / 65535.0 - tiled).max() <= 1 / 65535 + 1e-6
+
+
+def test_weights_errors_name_the_option(tmp_path, capsys):
+    """--weights problems (the package's checkpoint reader) are input errors naming --weights and the file."""
+    network = {'type': 'NAFNet', 'img_channel': 6, 'out_channels': 3, 'width': 8, 'enc_blk_nums': [1],
+               'dec_blk_nums': [1], 'middle_blk_num': 1}
+    options = {'name': 'tiny', 'network_g': network,
+               'datasets': {'test': {'name': 'dpdd', 'type': 'DPDDDataset', 'dataroot': str(tmp_path / 'none'),
+                                     'split': 'test', 'phase': 'test'}}}
+    opt_file = tmp_path / 'options.yml'
+    opt_file.write_text(yaml.safe_dump(options))
+
+    def weights_error(weights):
+        return errors(capsys, 'run', '--opt', opt_file, '--weights', weights, '--out', tmp_path / 'out')
+
+    missing = tmp_path / 'missing.pth'
+    assert weights_error(missing).startswith(f'evaluate: error: --weights {missing} does not exist')
+    torn = tmp_path / 'torn.pth'
+    torn.write_bytes(b'PK\x03\x04 not a checkpoint')
+    message = weights_error(torn)
+    assert f'--weights {torn}: cannot load it' in message
+    other = tmp_path / 'other.pth'  # a wider NAFNet: every conv is mis-shaped
+    from basicsr.archs import build_network
+    torch.save({'params': build_network(dict(network, width=16)).state_dict()}, other)
+    message = weights_error(other)
+    assert f'--weights {other} does not fit NAFNet' in message and 'shape mismatch' in message
+    assert str(opt_file) in message
+
+
+def _console_script():
+    name = 'basicsr-vitloss-evaluate'
+    beside = Path(sys.executable).parent / name  # the venv of this interpreter, activated or not
+    return str(beside) if beside.is_file() else shutil.which(name)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize('command', ['script', 'console script', 'module'])
+def test_commands_run_the_same_main(tmp_path, command):
+    """scripts/evaluate.py (the old command), basicsr-vitloss-evaluate and python -m basicsr_vitloss.evaluation:
+    the same help and the same report as evaluate.main in-process."""
+    argv = {'script': ['python', REPO / 'scripts' / 'evaluate.py'], 'console script': [_console_script()],
+            'module': ['python', '-m', 'basicsr_vitloss.evaluation']}[command]
+    assert argv[0], 'basicsr-vitloss-evaluate is not installed (pip install -e .)'
+    restored_dir, gt_dir, _ = fake_dpdd(tmp_path)
+    if command != 'module':  # the same parser: checked twice is enough
+        proc = run([*argv, '--help'], cwd=tmp_path, timeout=120)
+        assert proc.stdout.startswith('usage: evaluate') and '{run,merge}' in proc.stdout
+    proc = run([*argv, *run_args(restored_dir, gt_dir, tmp_path / 'sub', '--metrics', 'psnr', 'mae')],
+               cwd=tmp_path, timeout=120)
+    assert 'evaluated 6 images (paired by position' in proc.stdout
+    assert evaluate.main(run_args(restored_dir, gt_dir, tmp_path / 'in', '--metrics', 'psnr', 'mae')) == 0
+    assert read_json(tmp_path / 'sub' / 'results.json') == read_json(tmp_path / 'in' / 'results.json')
+    assert (tmp_path / 'sub' / 'results.md').read_text() == (tmp_path / 'in' / 'results.md').read_text()
