@@ -1,5 +1,6 @@
-"""The options grid: generated from scripts/make_options.py, up to date, parsed by BasicSR, and every
-part of every file (network, losses, data) buildable; one training iteration per network and per loss."""
+"""The options grid: generated from scripts/make_options.py, up to date (with the generated part of
+docs/reproduce.md), parsed by BasicSR, and every part of every file (network, losses, data) buildable;
+one training iteration per network and per loss; unknown network names refused."""
 import copy
 import re
 import sys
@@ -35,6 +36,52 @@ def test_committed_files_are_what_the_generator_writes(tmp_path):
     (tmp_path / 'options' / 'gopro').mkdir(parents=True)
     (tmp_path / 'options' / 'gopro' / 'stray.yml').write_text('name: stray\n')
     assert make_options.main(['--check', '--out', str(tmp_path)]) == 1
+
+
+def test_docs_reproduce_page_is_generated_and_checked(tmp_path, capsys):
+    page = (REPO / make_options.DOC).read_text()
+    assert make_options.render_doc(page) == page, 'run: python scripts/make_options.py'
+    # every experiment and ablation file is linked from the page, with the paper's numbers of its row
+    for path in GENERATED:
+        if not path.startswith(('options/test/', 'options/restormer_dpdd_local')):
+            assert f'[`{path}`](../{path})' in page, path
+    assert '| Table II, Restormer +vgg | [`options/dpdd_single/restormer_vgg.yml`]' in page
+    assert '25.54 / 0.7865 / 0.0386 / 0.1666 / 5.1300' in page  # the paper's decimals, trailing zeros kept
+    assert 'GoPro 30.00 / 0.9315 / 0.0620 / 4.5327; HIDE 28.70 / 0.9099 / 0.0791 / 3.8731' in page
+    # --check reports a stale page; writing fixes it; a page without markers is refused
+    docs = tmp_path / 'docs'
+    docs.mkdir()
+    stale = page.replace('25.54 / 0.7865', '25.55 / 0.7865')
+    (docs / 'reproduce.md').write_text(stale)
+    make_options.main(['--out', str(tmp_path)])
+    capsys.readouterr()
+    (docs / 'reproduce.md').write_text(stale)
+    assert make_options.main(['--check', '--out', str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip() == 'out of date: docs/reproduce.md'
+    assert make_options.main(['--out', str(tmp_path)]) == 0
+    assert (docs / 'reproduce.md').read_text() == page
+    assert make_options.main(['--check', '--out', str(tmp_path)]) == 0
+    (docs / 'reproduce.md').write_text('# no markers\n')
+    with pytest.raises(ValueError, match='REPRODUCE_BEGIN'):
+        make_options.main(['--check', '--out', str(tmp_path)])
+
+
+def test_unknown_network_names_are_refused_with_the_closest_known_one(monkeypatch):
+    with pytest.raises(ValueError, match=r"network_g: unknown network 'nafnte'; known networks: dpdnet, .*"
+                                         r"Did you mean 'nafnet'\?"):
+        make_options.network_g('nafnte', 3, 'dpdd')
+    with pytest.raises(ValueError, match="unknown network 'swinir'; known networks: dpdnet, mprnet, uformer, "
+                                         r"restormer, nafnet\.$"):
+        make_options.network_g('swinir', 3, 'dpdd')
+    grids = dict(make_options.GRIDS, gopro=('gopro', 'single', ('mprnet', 'restormr'), 'Table III'))
+    monkeypatch.setattr(make_options, 'GRIDS', grids)
+    with pytest.raises(ValueError, match=r"GRIDS\['gopro'\]: unknown network 'restormr'.*Did you mean 'restormer'"):
+        make_options.generate()
+    monkeypatch.undo()
+    monkeypatch.setattr(make_options, 'TINY_NETWORK', {k: v for k, v in make_options.TINY_NETWORK.items()
+                                                       if k != 'uformer'})
+    with pytest.raises(ValueError, match='TINY_NETWORK has no entry for uformer'):
+        make_options.main(['--check'])
 
 
 def test_the_grid_covers_the_papers_experiments():
@@ -208,38 +255,45 @@ def test_one_training_iteration_through_basicsr_train(relative, trees, tmp_path)
     assert (tmp_path / 'experiments' / opt['name'] / 'models' / 'net_g_1.pth').is_file()
 
 
-def test_train_test_evaluate_commands_of_a_row_work_together(trees, tmp_path):
-    """The README's three commands for one row, on tiny data: the names basicsr.test gives its
-    16-bit results pair with the ground truth in scripts/evaluate.py, and the report has the groups."""
+def test_train_test_evaluate_commands_of_a_row_work_together(trees, tmp_path, monkeypatch):
+    """The three commands of a row as docs/reproduce.md and the files' headers show them (one source:
+    make_options.row_commands), run on tiny data: the names basicsr.test gives its 16-bit results pair
+    with the ground truth in scripts/evaluate.py, and the report has the groups."""
     import numpy as np
     import torchvision
-    relative = 'options/dpdd_dual/dpdnet_baseline.yml'
+    page = (REPO / make_options.DOC).read_text()
+    for argv in make_options.row_commands(*make_options.HEADLINE[1:]):  # the row the page shows
+        assert make_options.shell(argv).split(' \\\n')[0] in page
+    train, test, report = make_options.row_commands('dpdd_dual', 'dpdnet', 'baseline')
+    relative, test_relative = train[-1], test[-1]
+    header = (REPO / relative).read_text().split('\nname:')[0]
+    assert ' '.join(train) in header and ' '.join(test) in header
+    assert ' '.join(report[:5]) in header and ' '.join(report[5:]) in header
     opt = _load(relative)
-    run(['python', '-m', 'basicsr.train', '-opt', REPO / relative, '--force_yml', *_force(opt, trees)],
-        cwd=tmp_path, timeout=600)
-    test_relative = relative.replace('options/', 'options/test/')
+    run([*train[:-1], REPO / relative, '--force_yml', *_force(opt, trees)], cwd=tmp_path, timeout=600)
     test_opt = _load(test_relative)
     weights = tmp_path / 'weights'
     weights.mkdir()
     torch.save(torchvision.models.alexnet().state_dict(), weights / 'alexnet-owt-7be5be79.pth')
     test_root = tmp_path / 'test_data'
     make_dpdd_tree(test_root / 'DPDD', layout='official', split='test', scenes=3, size=(96, 192))  # NIQE: 2 blocks
-    overrides = ['num_gpu=0', f'datasets:test_1:dataroot={test_root / "DPDD"}', f'val:metrics:lpips:weights_dir={weights}']
+    overrides = ['num_gpu=0', f'datasets:test_1:dataroot={test_root / "DPDD"}',
+                 f'val:metrics:lpips:weights_dir={weights}']
     overrides += [f'network_g:{k}={v}' for k, v in make_options.TINY_NETWORK['dpdnet'].items()]
-    run(['python', '-m', 'basicsr.test', '-opt', REPO / test_relative, '--force_yml', *overrides], cwd=tmp_path)
+    run([*test[:-1], REPO / test_relative, '--force_yml', *overrides], cwd=tmp_path)
     results = tmp_path / 'results' / test_opt['name'] / 'visualization' / 'DPDD_test'
+    assert report[report.index('--restored') + 1] == str(results.relative_to(tmp_path))
     # results are named after the release's sources (no _L); the targets carry other capture numbers
     sources = [source for source, _ in dpdd_release_names('test', 3)]
     assert sorted(p.name.split('_')[0] for p in results.glob('*.png')) == sources
-    labels = tmp_path / 'labels'
-    labels.mkdir()
-    np.save(labels / 'indoor_labels.npy', np.array([1, 3]))
-    np.save(labels / 'outdoor_labels.npy', np.array([2]))
-    out = tmp_path / 'reports' / 'row'
+    np.save(test_root / 'DPDD' / 'indoor_labels.npy', np.array([1, 3]))  # next to the release, as distributed
+    np.save(test_root / 'DPDD' / 'outdoor_labels.npy', np.array([2]))
+    assert report[:3] == ['python', 'scripts/evaluate.py', 'run']
+    args = [str(test_root / a[len('datasets/'):]) if a.startswith('datasets/') else a for a in report[2:]]
+    monkeypatch.chdir(tmp_path)  # results/ and reports/ relative to where the commands ran
     evaluate = load_script('evaluate')
-    assert evaluate.main(['run', '--restored', str(results), '--gt', str(test_root / 'DPDD' / 'test_c' / 'target'),
-                          '--labels', str(labels), '--method', 'DPDNet', '--loss', 'baseline', '--dataset', 'DPDD',
-                          '--lpips-weights', str(weights), '--out', str(out)]) == 0
+    assert evaluate.main([*args, '--lpips-weights', str(weights)]) == 0
+    out = tmp_path / report[report.index('--out') + 1]
     report = (out / 'results.md').read_text()
     assert 'Indoor' in report and 'Outdoor' in report and 'Combined' in report
     import json
