@@ -57,6 +57,7 @@ from tqdm import tqdm
 
 from basicsr_vitloss.data.dpdd_files import check_scene_sizes, official_view_folders, pair_view_files
 from basicsr_vitloss.data.image_io import read_image, read_image_unchanged
+from basicsr_vitloss.utils.atomic_write import atomic_path, atomic_write
 from basicsr_vitloss.utils.windows import window_starts
 
 VIEWS = ('lqL', 'lqR', 'lqC', 'gt')
@@ -247,9 +248,8 @@ def _write_scene(task):
             ok, encoded = cv2.imencode(os.path.splitext(destination)[1], crop)
             if not ok:
                 raise OSError(f'{destination}: OpenCV could not encode the patch of {paths[view]}')
-            temporary = destination + '.part'  # no image extension: never listed as a patch
-            encoded.tofile(temporary)
-            os.replace(temporary, destination)
+            with atomic_path(destination) as temporary:  # hidden: never listed as a patch (list_images)
+                encoded.tofile(temporary)
             written += 1
     return written, skipped
 
@@ -274,10 +274,7 @@ def _map(function, tasks, pool, desc):
 # ----------------------------------------------------------------------------- manifest
 
 def _write_json(path, data):
-    temporary = path + '.part'
-    with open(temporary, 'w') as file:
-        json.dump(data, file, indent=1)
-    os.replace(temporary, path)
+    atomic_write(path, lambda file: json.dump(data, file, indent=1), 'w')
 
 
 def _check_manifest_settings(path, settings):

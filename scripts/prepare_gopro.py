@@ -42,13 +42,13 @@ import json
 import os
 import shutil
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 from tqdm import tqdm
 
 from basicsr_vitloss.data.image_io import read_image_size, read_image_unchanged
+from basicsr_vitloss.utils.atomic_write import atomic_path
 from basicsr_vitloss.utils.windows import window_starts
 
 GOPRO_SPLITS = ('train', 'test')
@@ -247,21 +247,11 @@ def _check_links(mode, source_dirs, out):
 # ------------------------------------------------------------------------------------------ work
 
 
-def _temp_path(dst):
-    folder, name = os.path.split(dst)
-    # hidden, so that BasicSR's folder scan never lists a leftover from an interrupted run
-    return os.path.join(folder, f'.{name}.tmp-{os.getpid()}-{threading.get_ident()}')
-
-
 def _replace_atomically(dst, make):
-    """Calls ``make(temp)`` and renames the temporary file onto ``dst``."""
-    tmp = _temp_path(dst)
-    try:
+    """Calls ``make(temp)`` on a hidden temporary name next to ``dst`` (never listed by BasicSR's folder
+    scan nor by ``dpdd_files.list_images``) and renames it onto ``dst`` (the package's atomic_path)."""
+    with atomic_path(dst) as tmp:
         make(tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
 
 
 def _up_to_date(src, dst, mode):

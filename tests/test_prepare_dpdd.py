@@ -380,3 +380,18 @@ def test_help_documents_the_rules():
     proc = run(['python', SCRIPT, '--help'], cwd=REPO)
     for flag in ('--rule', 'official', 'split-mean-sobel', 'restormer', '--val-overlap', '--val-patch-size'):
         assert flag in proc.stdout, flag
+
+
+def test_a_killed_write_leaves_nothing_listed_as_a_patch(prepared, tmp_path):
+    """Patches are written under the atomic helper's hidden temporary name: a run killed mid-write leaves a
+    hidden file that the dataset's listing (dpdd_files.list_images) skips, like BasicSR's scandir."""
+    from basicsr_vitloss.data.dpdd_files import list_images
+    from basicsr_vitloss.utils.atomic_write import temporary_path
+    _, out, _ = prepared
+    folder = tmp_path / 'inputR_crops'
+    shutil.copytree(out / 'train' / 'inputR_crops', folder)
+    names = list_images(str(folder), 'patches')
+    leftover = temporary_path(folder / names[0])
+    shutil.copy(folder / names[0], leftover)
+    assert os.path.basename(leftover).startswith('.') and leftover.endswith('.png')
+    assert list_images(str(folder), 'patches') == names
