@@ -12,7 +12,22 @@ otherwise: only two tiny import finders are installed and no third-party module 
   dependencies removed. It sits at the end of ``sys.meta_path``, so it is asked only when the real
   module is missing: when a dependency restores a module, the alias disappears by itself.
 
+If activating the plugin fails (an exception while importing ``basicsr_vitloss``), ``import basicsr``
+still succeeds: a RuntimeWarning names the error, where it was raised and the switch below, and BasicSR
+runs without the plugin (``type:`` names of plugin classes are then unknown to its registries).
+
 Set ``BASICSR_VITLOSS_DISABLE_HOOK=1`` to switch the hook off.
+
+Every replacement made here is recorded in ``REPLACED``; ``basicsr_vitloss.compat.replaced_attributes()``
+lists it with the package's own replacements. This module imports nothing of ``basicsr_vitloss``.
+
+Import circle: ``basicsr_vitloss/__init__.py`` imports this module (to install the legacy-module finder
+before its own ``import basicsr`` when the ``.pth`` file did not run), and the hook imports
+``basicsr_vitloss`` once ``basicsr`` has run. When the package is imported first, its ``import basicsr``
+reaches the hook while the package is still initializing: ``import_module('basicsr_vitloss')`` then
+returns the partly initialized package and does nothing, which is why the hook never uses the package's
+attributes. When ``basicsr`` is imported first, the hook imports the package, whose ``import basicsr``
+finds BasicSR already in ``sys.modules``.
 """
 import os
 import sys
@@ -35,6 +50,12 @@ LEGACY_MODULES = {
 
 #: ``python -m <name>`` targets that are run through basicsr-vitloss's entry points.
 REDIRECTED_ENTRY_POINTS = {'basicsr.train': 'basicsr_vitloss.train', 'basicsr.test': 'basicsr_vitloss.test'}
+
+#: What the hook replaced in this process: dotted attribute (or module name) -> (replacement, patch name).
+REPLACED = {}
+
+#: The environment variable that switches the hook off.
+DISABLE_VARIABLE = 'BASICSR_VITLOSS_DISABLE_HOOK'
 
 
 class LooseVersion:
@@ -84,6 +105,8 @@ class _AliasLoader:
     def exec_module(self, module):
         import importlib
         source = importlib.import_module(self.replacement)
+        if sys.modules.get(module.__name__) is module:  # imported, not built by hand (the tests do)
+            REPLACED[module.__name__] = (module, 'legacy_modules')
         if self.replacement == __name__:  # distutils shim: a package holding `version`
             module.__path__ = []
             module.LooseVersion = LooseVersion
@@ -142,6 +165,7 @@ def _redirect_entry_point():
     module = sys.modules[main_name]
     origin = getattr(module.__spec__, 'origin', None)
     module.__spec__ = importlib.machinery.ModuleSpec(main_name, _EntryPointLoader(target, origin), origin=origin)
+    REPLACED[f'{main_name}.__spec__'] = (module.__spec__, 'entry_point_redirect')
     # basicsr/__init__.py imports its train and test modules, so runpy always warns that the
     # module to run is already imported; harmless here because the entry point runs instead.
     warnings.filterwarnings('ignore', message=f"'{main_name}' found in sys.modules", category=RuntimeWarning)
@@ -159,8 +183,31 @@ class _PluginActivatingLoader:
     def exec_module(self, module):
         import importlib
         self.loader.exec_module(module)
-        importlib.import_module('basicsr_vitloss')
+        REPLACED[f'{module.__name__}.__loader__'] = (self, 'plugin_activation')
+        try:
+            importlib.import_module('basicsr_vitloss')
+        except Exception as error:  # noqa: BLE001 - a broken plugin must not break `import basicsr`
+            _warn_not_activated(error)
+            return
         _redirect_entry_point()
+
+
+def _raised_at(error):
+    """``file:line`` where ``error`` was raised (import machinery frames skipped)."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f'{error.filename}:{error.lineno}'
+    import traceback
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith('<frozen')]
+    return f'{frames[-1].filename}:{frames[-1].lineno}' if frames else 'unknown location'
+
+
+def _warn_not_activated(error):
+    import warnings
+    warnings.warn(f'basicsr-vitloss could not be activated ({type(error).__name__}: {error}; raised at '
+                  f'{_raised_at(error)}). BasicSR runs without the plugin: its classes are not registered and '
+                  "python -m basicsr.train / basicsr.test run BasicSR's own entry points. Repair or reinstall "
+                  f'basicsr-vitloss, or set {DISABLE_VARIABLE}=1 to switch its startup hook off.',
+                  RuntimeWarning, stacklevel=2)
 
     def __getattr__(self, name):  # get_resource_reader, is_package, ... of the real loader
         return getattr(self.loader, name)
@@ -190,7 +237,7 @@ def install():
     """Install both finders once; safe to call repeatedly."""
     if not any(isinstance(f, LegacyModuleFinder) for f in sys.meta_path):
         sys.meta_path.append(LegacyModuleFinder())
-    if os.environ.get('BASICSR_VITLOSS_DISABLE_HOOK', '') not in ('', '0'):
+    if os.environ.get(DISABLE_VARIABLE, '') not in ('', '0'):
         return
     if not any(isinstance(f, BasicSRImportHook) for f in sys.meta_path):
         sys.meta_path.insert(0, BasicSRImportHook())

@@ -14,7 +14,8 @@ import yaml
 
 from basicsr.utils import registry
 
-from . import compat
+from .utils.distributed import init_dist
+from .utils.registration import unknown_name_message
 
 
 def _arguments(argv):
@@ -64,7 +65,7 @@ def check_types(opt, path):
     ``type:`` that no registry holds."""
     for key, reg, name in registered_types(opt):
         if name not in reg and f'{name}_basicsr' not in reg:
-            raise KeyError(f'{path}: {key}: {compat.unknown_name_message(reg, name)}')
+            raise KeyError(f'{path}: {key}: {unknown_name_message(reg, name)}')
 
 
 def prepare(argv):
@@ -73,7 +74,7 @@ def prepare(argv):
     opt = read_options(args.opt)
     check_types(opt, args.opt)
     if args.launcher != 'none':
-        compat.init_dist(args.launcher, **(opt.get('dist_params') or {}))
+        init_dist(args.launcher, **(opt.get('dist_params') or {}))
     return opt
 
 

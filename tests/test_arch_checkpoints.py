@@ -10,6 +10,7 @@ from basicsr.models import build_model
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from basicsr_vitloss import compat
+from basicsr_vitloss.compat import checkpoint_hints
 
 NAFNET = {'type': 'NAFNet', 'width': 8, 'enc_blk_nums': [1, 1], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1]}
 TINY = {
@@ -93,14 +94,14 @@ def test_missing_params_ema_falls_back_to_params(tmp_path):
 def test_fix_wraps_basicsr_load_network():
     from basicsr.models.base_model import BaseModel
     assert 'checkpoint_mismatch_hints' in compat.applied_fixes()
-    assert getattr(BaseModel.load_network, '__basicsr_vitloss_fix__', False)
+    assert getattr(BaseModel.load_network, compat.MARK) == 'checkpoint_mismatch_hints'
     assert BaseModel.load_network.__basicsr_original__ is not None
 
 
 def test_key_layouts_match_the_real_architectures():
     for arch, network_opt in TINY.items():
-        layout = compat._key_layout(build_net(network_opt).state_dict())
-        assert layout is not None and arch in compat.ARCH_KEY_SIGNATURES[layout]['archs'], arch
+        layout = checkpoint_hints._key_layout(build_net(network_opt).state_dict())
+        assert layout is not None and arch in checkpoint_hints.arch_key_signatures()[layout]['archs'], arch
 
 
 def test_nafnet_checkpoint_into_restormer_names_nafnet(tmp_path):

@@ -9,6 +9,8 @@ import torch
 import basicsr_vitloss
 import basicsr_vitloss_startup as startup
 from basicsr_vitloss import compat
+from basicsr_vitloss.compat import atomic_checkpoints, resume
+from basicsr_vitloss.utils import distributed
 from conftest import run
 
 
@@ -72,7 +74,7 @@ def test_registry_typo_gives_close_matches():
 def test_atomic_save_keeps_old_file_when_saving_fails(tmp_path):
     path = tmp_path / 'net_g_2.pth'
     torch.save({'params': torch.ones(3)}, path)
-    with compat.atomic_torch_save():
+    with atomic_checkpoints.atomic_torch_save():
         with pytest.raises(Exception):
             torch.save({'params': torch.zeros(10000), 'bad': lambda: 0}, str(path))  # fails while pickling
     assert torch.equal(torch.load(path)['params'], torch.ones(3))
@@ -92,7 +94,7 @@ def test_stock_save_would_leave_a_truncated_file(tmp_path):
 def test_atomic_save_file_permissions_follow_umask(tmp_path):
     old = os.umask(0o022)
     try:
-        with compat.atomic_torch_save():
+        with atomic_checkpoints.atomic_torch_save():
             torch.save({'a': 1}, str(tmp_path / 'x.pth'))
     finally:
         os.umask(old)
@@ -110,8 +112,8 @@ def test_basicsr_save_methods_are_atomic(tmp_path, monkeypatch):
         f.write(b'partial')
         raise OSError('disk full')
 
-    real_atomic_save = compat.atomic_save
-    monkeypatch.setattr(compat, 'atomic_save', lambda obj, path, _save: real_atomic_save(obj, path, _save=explode))
+    real_atomic_save = atomic_checkpoints.atomic_save
+    monkeypatch.setattr(atomic_checkpoints, 'atomic_save', lambda obj, path, _save: real_atomic_save(obj, path, _save=explode))
     monkeypatch.setattr('time.sleep', lambda s: None)
     model.save_network(net, 'net_g', 7)  # BasicSR logs the error and goes on (3 retries)
     assert (tmp_path / 'net_g_7.pth').read_bytes() == good
@@ -122,16 +124,16 @@ def test_load_training_state_reads_scheduler_counter_on_cpu(tmp_path):
     from collections import Counter
     path = tmp_path / '4.state'
     torch.save({'epoch': 0, 'iter': 4, 'optimizers': [], 'schedulers': [{'milestones': Counter([2, 4])}]}, path)
-    state = compat.load_training_state(str(path))
+    state = resume.load_training_state(str(path))
     assert state['iter'] == 4 and state['schedulers'][0]['milestones'] == Counter([2, 4])
 
 
 def test_load_training_state_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match='missing.state'):
-        compat.load_training_state(str(tmp_path / 'missing.state'))
+        resume.load_training_state(str(tmp_path / 'missing.state'))
     torch.save([1, 2], tmp_path / 'list.state')
     with pytest.raises(ValueError, match='list.state is not a BasicSR training state'):
-        compat.load_training_state(str(tmp_path / 'list.state'))
+        resume.load_training_state(str(tmp_path / 'list.state'))
 
 
 def test_plugin_version_is_exposed():
@@ -158,7 +160,7 @@ def test_stock_init_dist_crashes_on_cpu(monkeypatch):
     monkeypatch.setenv('RANK', '0')
     with pytest.raises((ZeroDivisionError, RuntimeError, AssertionError)):
         dist_util.init_dist.__basicsr_original__('pytorch', backend='gloo')
-    assert dist_util.init_dist is compat.init_dist
+    assert dist_util.init_dist is distributed.init_dist
 
 
 @needs_cpu_only
@@ -174,7 +176,7 @@ def test_fixes_are_not_applied_twice():
     before = BaseModel.save_network
     compat.apply_all()
     assert BaseModel.save_network is before
-    assert not getattr(before.__basicsr_original__, '__basicsr_vitloss_fix__', False)
+    assert compat.is_original(before.__basicsr_original__)
 
 
 def test_perceptual_loss_l2_criterion_is_mse(monkeypatch):
@@ -243,3 +245,125 @@ def test_niqe_on_too_small_images_says_what_is_needed():
         calculate_niqe(np.zeros((196, 196, 3), np.uint8), 4)
     wide = (np.random.default_rng(1).random((96, 192, 3)) * 255).astype(np.uint8)
     assert np.isfinite(calculate_niqe(wide, 0))
+
+
+# --------------------------------------------------------------------------- the replaced-attributes registry
+def test_every_recorded_replacement_is_in_place():
+    from basicsr_vitloss.compat import MARK, recorded_replacements, resolve
+    records = recorded_replacements()
+    assert records, 'nothing recorded'
+    for attribute, replacement, patch in records:
+        current, chain = resolve(attribute), []
+        while current is not None and current is not replacement:  # a later patch may wrap it (SRModel.test)
+            chain.append(current)
+            current = getattr(current, '__basicsr_original__', None) if getattr(current, MARK, None) else None
+        assert current is replacement, f'{attribute} is not the replacement recorded by {patch}'
+        if not attribute.endswith(('__spec__', '__loader__')) and not isinstance(replacement, type(os)):
+            assert getattr(replacement, MARK) == patch
+    last = {attribute: replacement for attribute, replacement, _ in records}
+    for attribute, replacement in last.items():  # the latest replacement is what BasicSR sees
+        assert resolve(attribute) is replacement, attribute
+
+
+def test_replaced_attributes_lists_every_patch_and_its_replacements():
+    import basicsr
+    rows = compat.replaced_attributes()
+    applied = {(row.attribute, row.patch) for row in rows if row.applied}
+    recorded = {(attribute, patch) for attribute, _, patch in compat.recorded_replacements()}
+    assert applied == recorded
+    patches = compat.patches()
+    assert {row.patch for row in rows if row.kind in ('fix', 'feature')} == set(patches)
+    features = {name for name, patch in patches.items() if patch.kind == 'feature'}
+    assert features == {'tiled_validation', 'float_validation', 'training_setup', 'training_step'}
+    for name in features:  # each enable_* function applied its feature, and every attribute it declares
+        assert all(row.applied for row in rows if row.patch == name), name
+    if basicsr.__version__ == '1.4.2':
+        assert all(row.applied for row in rows if row.kind == 'fix')
+    assert ('basicsr.models.sr_model.SRModel.test', 'tiled_validation') in applied
+    assert ('basicsr.models.sr_model.SRModel.test', 'training_step') in applied
+    assert ('basicsr.__loader__', 'plugin_activation') in applied  # the hook activated the plugin
+    assert ('torchvision.transforms.functional_tensor', 'legacy_modules') in applied
+    assert {row.patch for row in rows if row.kind == 'startup'} == {'legacy_modules', 'plugin_activation',
+                                                                    'entry_point_redirect'}
+
+
+def test_enable_functions_are_registered_patches():
+    from basicsr_vitloss.models.training_setup import enable_training_setup
+    from basicsr_vitloss.models.training_step import enable_training_step
+    from basicsr_vitloss.utils.float_validation import enable_float_validation
+    from basicsr_vitloss.utils.tiling import enable_tiled_validation
+    applies = {patch.apply for patch in compat.patches().values()}
+    for enable in (enable_tiled_validation, enable_float_validation, enable_training_setup, enable_training_step):
+        assert enable.__wrapped__ in applies, enable.__name__
+    before = len(compat.recorded_replacements())
+    enable_tiled_validation(), enable_training_step()  # once per process
+    assert len(compat.recorded_replacements()) == before
+
+
+def test_replace_refuses_undeclared_attributes(monkeypatch):
+    from basicsr.models.sr_model import SRModel
+    monkeypatch.setattr(compat, '_PATCHES', {})
+    monkeypatch.setattr(compat, '_APPLIED', [])
+    monkeypatch.setattr(compat, '_RECORDS', [])
+    with pytest.raises(RuntimeError, match='only while a declared patch is applied'):
+        compat.replace(SRModel, 'test', lambda self: None)
+
+    @compat.basicsr_feature('sneaky', replaces='basicsr.models.sr_model.SRModel.feed_data')
+    def enable_sneaky():
+        compat.replace(SRModel, 'test', lambda self: None)
+
+    before = SRModel.test
+    with pytest.raises(RuntimeError, match='patch sneaky replaces basicsr.models.sr_model.SRModel.test, which its '
+                                           'declaration does not list'):
+        enable_sneaky()
+    assert SRModel.test is before
+
+
+def test_moved_names_stay_importable():
+    from basicsr_vitloss.compat import NIQE_BLOCK, init_dist, niqe_defined, unknown_name_message  # noqa: F401
+    from basicsr_vitloss.metrics import niqe_size
+    from basicsr_vitloss.utils import distributed as dist_helpers
+    assert niqe_defined is niqe_size.niqe_defined and NIQE_BLOCK == 96 and init_dist is dist_helpers.init_dist
+    with pytest.raises(AttributeError):
+        compat.no_such_name
+
+
+def test_check_install_prints_the_replaced_attributes(tmp_path):
+    from conftest import REPO
+    out = run(['python', REPO / 'scripts' / 'check_install.py'], cwd=tmp_path).stdout
+    assert 'replaced_attributes' in out
+    for row in compat.replaced_attributes():
+        assert f'{row.attribute} <- {row.replacement} [{row.patch}, {row.kind}]' in out
+
+
+# --------------------------------------------------------------------------- a plugin that fails to activate
+def test_import_basicsr_survives_a_broken_plugin(tmp_path):
+    code = '''
+import sys, warnings
+class Broken:
+    def find_spec(self, name, path=None, target=None):
+        if name == 'basicsr_vitloss.losses.vit_losses':
+            raise ImportError('simulated breakage')
+sys.meta_path.insert(0, Broken())
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    import basicsr
+from basicsr.losses import build_loss
+from basicsr.utils.registry import LOSS_REGISTRY
+assert 'LocalMAEPerceptualLoss' not in LOSS_REGISTRY
+build_loss({'type': 'L1Loss'})  # BasicSR's own classes work
+try:
+    build_loss({'type': 'LocalMAEPerceptualLoss'})
+except KeyError as error:
+    print('KEYERROR', error)
+for w in caught:
+    print('WARNING', w.category.__name__, w.message)
+'''
+    proc = run(['python', '-c', code], cwd=tmp_path)
+    warning = [line for line in proc.stdout.splitlines() if line.startswith('WARNING RuntimeWarning')]
+    assert len(warning) == 1, proc.stdout + proc.stderr
+    assert 'basicsr-vitloss could not be activated (ImportError: simulated breakage; raised at <string>:' \
+        in warning[0]
+    assert 'BASICSR_VITLOSS_DISABLE_HOOK=1' in warning[0]
+    keyerror = [line for line in proc.stdout.splitlines() if line.startswith('KEYERROR')]
+    assert keyerror and "No object named 'LocalMAEPerceptualLoss'" in keyerror[0]  # BasicSR's KeyError

@@ -57,17 +57,17 @@ def test_two_process_gloo_training(tmp_path):
 
 
 def test_nccl_on_cpu_is_refused_with_advice(monkeypatch):
-    from basicsr_vitloss import compat
-    monkeypatch.setattr(compat.torch.cuda, 'is_available', lambda: False)
+    from basicsr_vitloss.utils import distributed
+    monkeypatch.setattr(distributed.torch.cuda, 'is_available', lambda: False)
     for key, value in {'RANK': '0', 'WORLD_SIZE': '1', 'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': '1'}.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(RuntimeError, match="backend 'nccl' needs CUDA GPUs; use backend: gloo"):
-        compat.init_dist('pytorch', backend='nccl')
+        distributed.init_dist('pytorch', backend='nccl')
 
 
 def test_launcher_without_torchrun_environment_says_how_to_start(monkeypatch):
-    from basicsr_vitloss import compat
+    from basicsr_vitloss.utils import distributed
     for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
         monkeypatch.delenv(key, raising=False)
     with pytest.raises(RuntimeError, match='start the job with torchrun'):
-        compat.init_dist('pytorch')
+        distributed.init_dist('pytorch')

@@ -70,3 +70,16 @@ def test_dash_m_basicsr_train_is_redirected_only_for_entry_points(tmp_path):
     # another `python -m basicsr.<module>` runs BasicSR's own code unchanged
     proc = run(['python', '-m', 'basicsr.version'], cwd=tmp_path)
     assert proc.returncode == 0 and 'Traceback' not in proc.stderr
+
+
+def test_public_classes_at_the_top_level():
+    import basicsr_vitloss
+    from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY
+    from basicsr_vitloss import GlobalDistributionLoss, LocalMAEPerceptualLoss
+    assert LOSS_REGISTRY.get('LocalMAEPerceptualLoss') is LocalMAEPerceptualLoss
+    assert LOSS_REGISTRY.get('GlobalDistributionLoss') is GlobalDistributionLoss
+    for name in basicsr_vitloss.__all__:
+        obj = getattr(basicsr_vitloss, name)
+        if isinstance(obj, type):
+            assert (ARCH_REGISTRY if name in ARCH_REGISTRY else LOSS_REGISTRY).get(name) is obj, name
+    assert {'NAFNet', 'Restormer', 'Uformer', 'DPDNet', 'MPRNet', 'PSNRLoss'} <= set(basicsr_vitloss.__all__)

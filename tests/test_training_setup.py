@@ -8,6 +8,7 @@ import torch
 
 from basicsr.losses import build_loss
 from basicsr.models import build_model
+from basicsr_vitloss import compat
 from basicsr_vitloss.losses.psnr_loss import PSNRLoss
 from basicsr_vitloss.models.lr_schedulers import CosineAnnealingRestartCyclicLR, TrueCosineAnnealingLR
 from basicsr_vitloss.models.training_setup import build_optimizer, enable_training_setup
@@ -90,8 +91,8 @@ def test_enable_training_setup_is_idempotent():
     before = (BaseModel.get_optimizer, BaseModel.setup_schedulers)
     enable_training_setup()
     assert (BaseModel.get_optimizer, BaseModel.setup_schedulers) == before
-    assert BaseModel.get_optimizer.__basicsr_vitloss_training_setup__
-    assert not getattr(BaseModel.get_optimizer.__basicsr_original__, '__basicsr_vitloss_training_setup__', False)
+    assert getattr(BaseModel.get_optimizer, compat.MARK) == 'training_setup'
+    assert compat.is_original(BaseModel.get_optimizer.__basicsr_original__)
 
 
 # --------------------------------------------------------------------------- through a model

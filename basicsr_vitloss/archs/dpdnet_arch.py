@@ -205,3 +205,11 @@ class DPDNet(nn.Module):
         if self.output_activation == 'sigmoid':
             out = torch.sigmoid(out)
         return out[..., :h, :w]
+
+
+#: Checkpoint key layout of this architecture, for the load-error hints of basicsr_vitloss.compat.checkpoint_hints:
+#: a key every checkpoint has, prefixes of which at least one occurs, the architectures sharing the layout (the
+#: first names it), and the configuration arguments that change the shapes.
+CHECKPOINT_SIGNATURE = {
+    'key': 'out_conv.weight', 'prefixes': ('bottleneck.',), 'archs': ('DPDNet',),
+    'args': ('in_channels', 'out_channels', 'base_channels')}

@@ -364,3 +364,12 @@ class MPRNet(nn.Module):
         x3 = self.concat23(torch.cat([self.shallow_feat3(x), sam2_feats], dim=1))
         x3 = self.stage3_orsnet(x3, feat2, res2)
         return [self.tail(x3) + base, stage2_img, stage1_img]
+
+
+#: Checkpoint key layout of this architecture, for the load-error hints of basicsr_vitloss.compat.checkpoint_hints:
+#: a key every checkpoint has, prefixes of which at least one occurs, the architectures sharing the layout (the
+#: first names it), and the configuration arguments that change the shapes.
+CHECKPOINT_SIGNATURE = {
+    'key': 'sam12.conv2.weight', 'prefixes': ('stage1_encoder.',), 'archs': ('MPRNet',),
+    'args': ('n_feat', 'scale_unetfeats', 'scale_orsnetfeats', 'num_cab', 'in_c', 'out_c', 'kernel_size', 'reduction',
+             'bias')}

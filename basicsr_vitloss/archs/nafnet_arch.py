@@ -319,3 +319,12 @@ class NAFNetLocal(NAFNet):
             kernel = (feat_h * base_size[0] // train_h, feat_w * base_size[1] // train_w)
             max_stride = (max(1, 5 * feat_h // train_h), max(1, 5 * feat_w // train_w))
             block.sca[0] = LocalAvgPool2d(kernel, fast_imp=fast_imp, max_stride=max_stride)
+
+
+#: Checkpoint key layout of this architecture, for the load-error hints of basicsr_vitloss.compat.checkpoint_hints:
+#: a key every checkpoint has, prefixes of which at least one occurs, the architectures sharing the layout (the
+#: first names it), and the configuration arguments that change the shapes.
+CHECKPOINT_SIGNATURE = {
+    'key': 'intro.weight', 'prefixes': ('encoders.', 'middle_blks.'), 'archs': ('NAFNet', 'NAFNetLocal'),
+    'args': ('width', 'enc_blk_nums', 'middle_blk_num', 'dec_blk_nums', 'img_channel', 'out_channels', 'dw_expand',
+             'ffn_expand')}

@@ -252,3 +252,12 @@ class Restormer(nn.Module):
         else:
             out = self.output(feat) + inp
         return out[..., :h, :w]
+
+
+#: Checkpoint key layout of this architecture, for the load-error hints of basicsr_vitloss.compat.checkpoint_hints:
+#: a key every checkpoint has, prefixes of which at least one occurs, the architectures sharing the layout (the
+#: first names it), and the configuration arguments that change the shapes.
+CHECKPOINT_SIGNATURE = {
+    'key': 'patch_embed.proj.weight', 'prefixes': ('encoder_level1.',), 'archs': ('Restormer',),
+    'args': ('dim', 'num_blocks', 'num_refinement_blocks', 'heads', 'inp_channels', 'out_channels',
+             'ffn_expansion_factor', 'bias', 'LayerNorm_type', 'dual_pixel_task')}

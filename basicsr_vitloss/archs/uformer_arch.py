@@ -479,3 +479,12 @@ class Uformer(nn.Module):
             y = getattr(self, f'decoderlayer_{i}')(y, sizes[3 - i])
         out = self._global_residual(inp, self.output_proj(y, sizes[0]))
         return out[..., :h, :w]
+
+
+#: Checkpoint key layout of this architecture, for the load-error hints of basicsr_vitloss.compat.checkpoint_hints:
+#: a key every checkpoint has, prefixes of which at least one occurs, the architectures sharing the layout (the
+#: first names it), and the configuration arguments that change the shapes.
+CHECKPOINT_SIGNATURE = {
+    'key': 'input_proj.proj.0.weight', 'prefixes': ('encoderlayer_0.',), 'archs': ('Uformer',),
+    'args': ('embed_dim', 'depths', 'num_heads', 'win_size', 'in_chans', 'dd_in', 'out_chans', 'token_projection',
+             'token_mlp', 'modulator')}

@@ -12,9 +12,10 @@ import inspect
 
 import torch
 
+from basicsr_vitloss.compat import basicsr_feature, replace
+
 from .lr_schedulers import SCHEDULERS
 
-_MARK = '__basicsr_vitloss_training_setup__'
 
 
 def optimizer_classes():
@@ -81,12 +82,10 @@ def setup_schedulers(self):
         self.schedulers.append(build_scheduler(optimizer, scheduler_opt))
 
 
+@basicsr_feature('training_setup', replaces=('basicsr.models.base_model.BaseModel.get_optimizer',
+                                              'basicsr.models.base_model.BaseModel.setup_schedulers'))
 def enable_training_setup():
-    """Patch BasicSR's BaseModel to use ``get_optimizer`` / ``setup_schedulers`` above; idempotent."""
+    """Patch BasicSR's BaseModel to use ``get_optimizer`` / ``setup_schedulers`` above; once per process."""
     from basicsr.models.base_model import BaseModel
-    for name, func in (('get_optimizer', get_optimizer), ('setup_schedulers', setup_schedulers)):
-        if getattr(getattr(BaseModel, name), _MARK, False):
-            continue
-        setattr(func, _MARK, True)
-        func.__basicsr_original__ = getattr(BaseModel, name)
-        setattr(BaseModel, name, func)
+    replace(BaseModel, 'get_optimizer', get_optimizer)
+    replace(BaseModel, 'setup_schedulers', setup_schedulers)

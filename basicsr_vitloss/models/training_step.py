@@ -25,8 +25,9 @@ from collections import OrderedDict
 
 import torch
 
+from basicsr_vitloss.compat import basicsr_feature, replace
+
 PRECISIONS = {'bf16': torch.bfloat16, 'fp16': torch.float16}
-_MARK = '__basicsr_vitloss_training_step__'
 
 
 def parse_precision(value, key):
@@ -165,13 +166,14 @@ def needs_training_step(train_opt):
     return bool(train_opt.get('mixed_precision')) or (train_opt.get('micro_batches') or 1) != 1
 
 
+@basicsr_feature('training_step', replaces=('basicsr.models.sr_model.SRModel.optimize_parameters',
+                                             'basicsr.models.sr_model.SRModel.init_training_settings',
+                                             'basicsr.models.sr_model.SRModel.test'))
 def enable_training_step():
     """Route SRModel's training step (and every model inheriting it) through ``optimize_parameters``
     when the options ask for mixed precision or micro-batches; add the fp16 scaler; autocast validation
-    with ``val: mixed_precision``."""
+    with ``val: mixed_precision``. Once per process."""
     from basicsr.models.sr_model import SRModel
-    if getattr(SRModel.optimize_parameters, _MARK, False):
-        return
     original_step, original_init, original_test = (SRModel.optimize_parameters, SRModel.init_training_settings,
                                                    SRModel.test)
 
@@ -203,8 +205,7 @@ def enable_training_step():
             self.output = self.output.float()
 
     for function, original in ((step, original_step), (init_training_settings, original_init), (test, original_test)):
-        setattr(function, _MARK, True)
         function.__doc__ = original.__doc__
-    SRModel.optimize_parameters = step
-    SRModel.init_training_settings = init_training_settings
-    SRModel.test = test
+    replace(SRModel, 'optimize_parameters', step)
+    replace(SRModel, 'init_training_settings', init_training_settings)
+    replace(SRModel, 'test', test)

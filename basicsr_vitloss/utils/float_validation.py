@@ -18,6 +18,8 @@ from basicsr.metrics import calculate_metric
 from basicsr.utils import imwrite, tensor2img
 from basicsr.utils.registry import METRIC_REGISTRY
 
+from basicsr_vitloss.compat import basicsr_feature, replace
+
 
 def metric_takes_float(metric_type):
     """Whether the registered metric ``metric_type`` is computed on float images."""
@@ -93,12 +95,11 @@ def float_validation(model, dataloader, current_iter, tb_logger, save_img):
         model._log_validation_metric_values(current_iter, dataset_name, tb_logger)
 
 
+@basicsr_feature('float_validation', replaces='basicsr.models.sr_model.SRModel.nondist_validation')
 def enable_float_validation():
     """Route SRModel's validation (and every model inheriting it) through ``float_validation`` when
-    the options ask for it."""
+    the options ask for it. Once per process."""
     from basicsr.models.sr_model import SRModel
-    if getattr(SRModel.nondist_validation, '__basicsr_vitloss_float__', False):
-        return
     original = SRModel.nondist_validation
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
@@ -106,6 +107,5 @@ def enable_float_validation():
             return original(self, dataloader, current_iter, tb_logger, save_img)
         return float_validation(self, dataloader, current_iter, tb_logger, save_img)
 
-    nondist_validation.__basicsr_vitloss_float__ = True
     nondist_validation.__doc__ = original.__doc__
-    SRModel.nondist_validation = nondist_validation
+    replace(SRModel, 'nondist_validation', nondist_validation)

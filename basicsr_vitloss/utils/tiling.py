@@ -10,6 +10,7 @@ In BasicSR options, validation and test use it when ``val: tile:`` is set::
 """
 import torch
 
+from basicsr_vitloss.compat import basicsr_feature, replace
 from basicsr_vitloss.utils.windows import window_starts
 
 
@@ -53,12 +54,11 @@ def tiled_forward(net, x, size, overlap=32):
     return output / weights
 
 
+@basicsr_feature('tiled_validation', replaces='basicsr.models.sr_model.SRModel.test')
 def enable_tiled_validation():
     """Make BasicSR's SRModel.test (validation and ``basicsr.test``, and every model inheriting it)
-    run tiled when the options have ``val: tile:``; without it, nothing changes."""
+    run tiled when the options have ``val: tile:``; without it, nothing changes. Once per process."""
     from basicsr.models.sr_model import SRModel
-    if getattr(SRModel.test, '__basicsr_vitloss_tiled__', False):
-        return
     original = SRModel.test
 
     def test(self):
@@ -73,6 +73,5 @@ def enable_tiled_validation():
         self.output = tiled_forward(net, self.lq, tile['size'], tile.get('overlap', 32))
         net.train(was_training)
 
-    test.__basicsr_vitloss_tiled__ = True
     test.__doc__ = original.__doc__
-    SRModel.test = test
+    replace(SRModel, 'test', test)
