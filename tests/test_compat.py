@@ -113,7 +113,8 @@ def test_basicsr_save_methods_are_atomic(tmp_path, monkeypatch):
         raise OSError('disk full')
 
     real_atomic_save = atomic_checkpoints.atomic_save
-    monkeypatch.setattr(atomic_checkpoints, 'atomic_save', lambda obj, path, _save: real_atomic_save(obj, path, _save=explode))
+    monkeypatch.setattr(atomic_checkpoints, 'atomic_save',
+                        lambda obj, path, _save: real_atomic_save(obj, path, _save=explode))
     monkeypatch.setattr('time.sleep', lambda s: None)
     model.save_network(net, 'net_g', 7)  # BasicSR logs the error and goes on (3 retries)
     assert (tmp_path / 'net_g_7.pth').read_bytes() == good

@@ -1,4 +1,6 @@
 """Two-process training with torchrun and the gloo backend on CPU (BasicSR's pytorch launcher)."""
+import os
+import re
 import textwrap
 
 import pytest
@@ -45,8 +47,10 @@ def test_two_process_gloo_training(tmp_path):
     assert len(drawn[0]) >= 8 and len(drawn[1]) >= 8, 'a rank trained on fewer samples than expected'
     samples = [set(d[:8]) for d in drawn]
     assert not samples[0] & samples[1], f'ranks trained on the same samples: {samples[0] & samples[1]}'
-    saves0 = (tmp_path / 'saves_rank0.txt').read_text()
-    assert 'net_g_4.pth' in saves0 and '4.state' in saves0 and 'net_g_latest.pth' in saves0
+    # torch.save writes to the atomic writer's temporary '.<name>.<pid>.<hex>.tmp<ext>', renamed to <name><ext>
+    saved = {re.sub(r'^\.(.+)\.\d+\.[0-9a-f]+\.tmp(\.\w+)?$', r'\1\2', os.path.basename(line))
+             for line in (tmp_path / 'saves_rank0.txt').read_text().split()}
+    assert {'net_g_4.pth', '4.state', 'net_g_latest.pth'} <= saved, saved
     assert not (tmp_path / 'saves_rank1.txt').exists(), 'rank 1 wrote checkpoints'
     exp = tmp_path / 'experiments' / 'dist'
     assert (exp / 'models' / 'net_g_4.pth').is_file() and (exp / 'training_states' / '4.state').is_file()
