@@ -8,16 +8,16 @@ Abdullah-Abuolaim/defocus-deblurring-dual-pixel. The official files are read fro
 ``git show`` into a temporary folder outside this repository and imported from there; the only change
 made to them is the import path of NAFNet's sibling modules (``basicsr.models.archs.X`` -> ``X``), since
 the installed BasicSR has no ``basicsr.models.archs``, and its ``arch_util`` logger import
-(``basicsr.utils.get_root_logger`` -> ``logging.getLogger``, used only in weight-init messages). ``einops`` is replaced by a stub when it is not
-installed (it is only called in ``forward``; nothing here runs a forward pass, except the official
+(``basicsr.utils.get_root_logger`` -> ``logging.getLogger``, used only in weight-init messages).
+``einops`` is replaced by a stub when it is not installed (it is only called in ``forward``; nothing here runs a forward pass, except the official
 NAFNetLocal constructor, which converts its pools with one forward of a ``train_size`` input and has no
 ``einops``). DPDNet's official code is Keras (``DPDNet/model.py``, function ``unet``): it is run on a
 stub of the few Keras layers it uses, which records every ``Conv2D`` in call order with the Keras weight
 shapes (kernel ``(kh, kw, c_in, c_out)``, bias ``(c_out,)``) and the default Keras 2 layer names.
 
 Tests (tests/test_archs/test_every_arch.py) build this package's architecture with the same keyword
-arguments and compare keys and shapes exactly. The MPRNet manifest (tests/data/mprnet_official_manifest.json)
-was recorded earlier by another script and has its own format.
+arguments and compare keys and shapes exactly. The MPRNet manifest
+(tests/data/mprnet_official_manifest.json) was recorded earlier by another script and has its own format.
 """
 import argparse
 import ast

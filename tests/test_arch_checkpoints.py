@@ -24,7 +24,6 @@ TINY = {
     'MPRNet': {'type': 'MPRNet', 'n_feat': 8, 'scale_unetfeats': 4, 'scale_orsnetfeats': 4, 'num_cab': 1,
                'reduction': 2},
 }
-FORMATS = ['params', 'params_ema', 'params+params_ema', 'bare']
 
 
 def build_net(network_opt):
@@ -60,22 +59,7 @@ def assert_same_state(net, expected):
         torch.testing.assert_close(actual[key], value, rtol=0, atol=0, msg=f'{key} differs')
 
 
-@pytest.mark.parametrize('fmt', FORMATS)
-@pytest.mark.parametrize('arch', sorted(TINY))
-def test_checkpoint_formats_load_through_basicsr(tmp_path, arch, fmt):
-    network_opt = TINY[arch]
-    sd, sd_ema = random_state(network_opt, 1), random_state(network_opt, 2)
-    saved, param_key, expected = {
-        'params': ({'params': sd}, 'params', sd),
-        'params_ema': ({'params_ema': sd}, 'params_ema', sd),
-        'params+params_ema': ({'params': sd, 'params_ema': sd_ema}, 'params_ema', sd_ema),
-        'bare': (sd, None, sd),
-    }[fmt]
-    path = tmp_path / f'{arch}.pth'
-    torch.save(saved, path)
-    model = load_model(network_opt, path, param_key)
-    assert type(model.net_g).__name__ == arch
-    assert_same_state(model.net_g, expected)
+# every format of every architecture: tests/test_archs/test_every_arch.py::test_checkpoint_formats
 
 
 def test_params_key_of_a_two_key_checkpoint_takes_params(tmp_path):

@@ -164,36 +164,40 @@ def assert_same(net, expected, x, expected_out, how):
             torch.testing.assert_close(out, ref, rtol=0, atol=0, equal_nan=True, msg=lambda m: f'{how}: output {m}')
 
 
-@pytest.mark.parametrize('fmt', FORMATS)
 @pytest.mark.parametrize('arch', PLUGIN_ARCHS)
-def test_checkpoint_formats(tmp_path, arch, fmt):
+def test_checkpoint_formats(tmp_path, arch):
     opt = tiny_configs(arch)[0]
-    if fmt == 'release':
-        if arch not in RELEASE_CHECKPOINT:
-            pytest.fail(f'{arch}: say in RELEASE_CHECKPOINT how its official release wraps the weights '
-                        f'(None if there is no PyTorch release)')
-        if RELEASE_CHECKPOINT[arch] is None:
-            pytest.skip(f'{arch}: the official release has no PyTorch weights')
+    if arch not in RELEASE_CHECKPOINT:
+        pytest.fail(f'{arch}: say in RELEASE_CHECKPOINT of {Path(__file__).name} how its official release wraps '
+                    f'the weights (None if there is no PyTorch release)')
     reference = build(opt).eval()
     sd, sd_ema = random_state(reference, 1), random_state(reference, 2)
-    saved, param_key, expected = checkpoint(arch, fmt, sd, sd_ema)
-    reference.load_state_dict(expected)
     x = torch.rand(1, in_channels(reference), *SIZE, generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        expected_out = outputs(reference(x))
-    path = tmp_path / f'{arch}.pth'
-    torch.save(saved, path)
-
-    readers = {
-        'load_network_weights': lambda net: load_network_weights(net, path),
-        f'load_network_weights(param_key={param_key})': lambda net: load_network_weights(net, path, param_key),
-        f'BaseModel.load_network(param_key={param_key})': lambda net: BaseModel(
-            {'num_gpu': 0, 'is_train': False, 'dist': False}).load_network(net, str(path), True, param_key),
-    }
-    for how, read in readers.items():
-        net = build(opt, seed=5)
-        read(net)
-        assert_same(net, expected, x, expected_out, f'{arch} {fmt} through {how}')
+    expected_outs = {}
+    for name, state in (('sd', sd), ('sd_ema', sd_ema)):
+        reference.load_state_dict(state)
+        with torch.no_grad():
+            expected_outs[name] = outputs(reference(x))
+    model = BaseModel({'num_gpu': 0, 'is_train': False, 'dist': False})
+    net = build(opt, seed=5)
+    scrambled = random_state(net, 9)  # not the file's values
+    for fmt in FORMATS:
+        if fmt == 'release' and RELEASE_CHECKPOINT[arch] is None:
+            continue  # no PyTorch weights released (DPDNet: Keras)
+        saved, param_key, expected = checkpoint(arch, fmt, sd, sd_ema)
+        expected_out = expected_outs['sd' if expected is sd else 'sd_ema']
+        path = tmp_path / f'{arch}_{fmt}.pth'
+        torch.save(saved, path)
+        readers = {
+            'load_network_weights': lambda: load_network_weights(net, path),
+            f'load_network_weights(param_key={param_key})': lambda: load_network_weights(net, path, param_key),
+            f'BaseModel.load_network(param_key={param_key})': lambda: model.load_network(net, str(path), True,
+                                                                                        param_key),
+        }
+        for how, read in readers.items():
+            net.load_state_dict(scrambled)
+            read()
+            assert_same(net, expected, x, expected_out, f'{arch} {fmt} through {how}')
 
 
 # --------------------------------------------------------------------------- official key layout
