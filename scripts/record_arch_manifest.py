@@ -9,7 +9,8 @@ Abdullah-Abuolaim/defocus-deblurring-dual-pixel. The official files are read fro
 made to them is the import path of NAFNet's sibling modules (``basicsr.models.archs.X`` -> ``X``), since
 the installed BasicSR has no ``basicsr.models.archs``, and its ``arch_util`` logger import
 (``basicsr.utils.get_root_logger`` -> ``logging.getLogger``, used only in weight-init messages).
-``einops`` is replaced by a stub when it is not installed (it is only called in ``forward``; nothing here runs a forward pass, except the official
+``einops`` is replaced by a stub when it is not installed (it is only called in ``forward``; nothing
+here runs a forward pass, except the official
 NAFNetLocal constructor, which converts its pools with one forward of a ``train_size`` input and has no
 ``einops``). DPDNet's official code is Keras (``DPDNet/model.py``, function ``unet``): it is run on a
 stub of the few Keras layers it uses, which records every ``Conv2D`` in call order with the Keras weight
