@@ -2,7 +2,7 @@
 their exact definitions as the report and the protocol state them."""
 import math
 
-from basicsr_vitloss.compat import NIQE_BLOCK, NIQE_MIN_BLOCKS, niqe_defined
+from basicsr_vitloss.metrics.niqe_size import NIQE_BLOCK, NIQE_MIN_BLOCKS, niqe_defined
 from basicsr_vitloss.evaluation.errors import EvaluateError
 from basicsr_vitloss.evaluation.images import to_uint8
 
