@@ -187,8 +187,8 @@ def read_input(job, channels):
         arrays.append((path, image))
     if len(arrays) == 2 and arrays[0][1].shape[:2] != arrays[1][1].shape[:2]:
         (left, a), (right, b) = arrays
-        raise ValueError(f'{left} is {a.shape[1]}x{a.shape[0]} but its right view {right} is {b.shape[1]}x{b.shape[0]}; '
-                         f'the two views must have the same size.')
+        raise ValueError(f'{left} is {a.shape[1]}x{a.shape[0]} but its right view {right} is '
+                         f'{b.shape[1]}x{b.shape[0]}; the two views must have the same size.')
     views = [to_float_rgb(image if image.ndim == 2 or image.shape[2] != 1 else image[..., 0], path)
              for path, image in arrays]
     lq = views[0] if len(views) == 1 else np.concatenate(views, axis=2)

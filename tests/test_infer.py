@@ -119,7 +119,8 @@ def test_jpeg_and_tiff_inputs(single, tmp_path):
     write(tmp_path / 'in' / 'photo.jpg', seed=3)
     write(tmp_path / 'in' / 'scan.tif', np.uint16, seed=4)
     assert restore(net, tmp_path / 'in', tmp_path / 'out').line() == '2 restored, 0 skipped, 0 failed'
-    np.testing.assert_array_equal(read_out(tmp_path / 'out' / 'photo.png'), direct(net, rgb(tmp_path / 'in' / 'photo.jpg')))
+    expected = direct(net, rgb(tmp_path / 'in' / 'photo.jpg'))  # the decoded JPEG's pixels
+    np.testing.assert_array_equal(read_out(tmp_path / 'out' / 'photo.png'), expected)
     out = read_out(tmp_path / 'out' / 'scan.png')
     assert out.dtype == np.uint16
     assert np.abs(out.astype(np.int64) - direct(net, rgb(tmp_path / 'in' / 'scan.tif'), 16)).max() <= 1
@@ -163,7 +164,8 @@ def test_dual_pixel_paired_by_position(dual, tmp_path):
     summary = restore(net, tmp_path / 'left', tmp_path / 'out', inputs_right=str(tmp_path / 'right'))
     assert summary.pairing == 'by sorted position'
     for index in range(2):
-        lq = np.concatenate([rgb(tmp_path / 'left' / f'left{index}.png'), rgb(tmp_path / 'right' / f'right{index}.png')], 2)
+        lq = np.concatenate([rgb(tmp_path / 'left' / f'left{index}.png'),
+                             rgb(tmp_path / 'right' / f'right{index}.png')], 2)
         np.testing.assert_array_equal(read_out(tmp_path / 'out' / f'left{index}.png'), direct(net, lq))
 
 
@@ -256,4 +258,5 @@ def test_console_entry_in_a_subprocess(single, tmp_path):
     proc = run(args, cwd=REPO, timeout=120)
     assert '1 restored, 0 skipped, 0 failed' in proc.stdout
     assert 'Restoring' in proc.stderr  # the progress bar goes to stderr
-    np.testing.assert_array_equal(read_out(tmp_path / 'out' / 'a.png'), direct(single[2], rgb(tmp_path / 'in' / 'a.png')))
+    expected = direct(single[2], rgb(tmp_path / 'in' / 'a.png'))
+    np.testing.assert_array_equal(read_out(tmp_path / 'out' / 'a.png'), expected)
