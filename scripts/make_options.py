@@ -5,7 +5,7 @@
 Each options file is the composition of small fragments: the common BasicSR settings, a network
 (architecture and its official training recipe), a data setting (DPDD dual-pixel, DPDD single-image,
 GoPro), a loss setting (baseline, vgg, local, global) and, for the ablations, one change of the ViT
-loss. A common setting is changed once here and the files are regenerated; tests/test_options.py
+loss. A common setting is changed once here and the files are regenerated; tests/test_scripts/test_options.py
 fails when the committed files differ from what this script writes. ``--check`` only compares.
 
 The same run rewrites the generated part of docs/reproduce.md (between its REPRODUCE_BEGIN and
@@ -219,7 +219,7 @@ def network_g(net, in_channels, data):
             'enc_blk_nums': [1, 1, 1, 28], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1, 1, 1]}
 
 
-#: tiny versions of each network for tests (tests/test_options.py applies them as overrides)
+#: tiny versions of each network for tests (tests/test_scripts/test_options.py applies them as overrides)
 TINY_NETWORK = {
     'dpdnet': {'base_channels': 4},
     'mprnet': {'n_feat': 8, 'scale_unetfeats': 4, 'scale_orsnetfeats': 4, 'num_cab': 1},

@@ -2,7 +2,7 @@
 
 BasicSR's ``SRModel.nondist_validation`` rounds the output and the target to 8 bits before every
 metric. For DPDD (16-bit) the paper's numbers are computed on floats in [0, 1], and 8-bit rounding
-alone moves PSNR by a visible amount on good restorations (tests/test_metrics.py). With this
+alone moves PSNR by a visible amount on good restorations (tests/test_metrics/test_metrics.py). With this
 enabled, metrics marked ``takes_float_images`` (calculate_psnr_float, calculate_ssim_float,
 calculate_mae, calculate_lpips) receive the clamped float output and target, other metrics (BasicSR's
 psnr, ssim, niqe) still receive 8-bit images, and ``val: save_16bit: true`` saves results as 16-bit

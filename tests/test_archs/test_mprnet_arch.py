@@ -21,9 +21,9 @@ from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 from basicsr_vitloss.archs.mprnet_arch import MPRNet
 from basicsr_vitloss.losses.mprnet_loss import EdgeLoss
 from basicsr_vitloss.models.multi_stage_model import MultiStageModel
-from conftest import TINY_VIT, run, tiny_options
+from conftest import REPO, TINY_VIT, run, tiny_options
 
-MANIFEST = json.loads((Path(__file__).parent / 'data' / 'mprnet_official_manifest.json').read_text())
+MANIFEST = json.loads((REPO / 'tests' / 'data' / 'mprnet_official_manifest.json').read_text())
 TINY = dict(MANIFEST['tiny_model']['kwargs'])  # n_feat 8, scale_unetfeats 4, scale_orsnetfeats 4, num_cab 1
 
 
@@ -337,7 +337,7 @@ def test_basicsr_train_runs_mprnet_with_stage_losses(tmp_path):
         'train:pixel_opt': {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'eps': 1e-6},
         'train:edge_opt': {'type': 'EdgeLoss', 'loss_weight': 0.05},
         'datasets:val:num_samples': 1, 'val:save_img': False})
-    run(['python', '-m', 'basicsr.train', '-opt', 'm.yml'], cwd=tmp_path, PYTHONPATH=Path(__file__).parents[1])
+    run(['python', '-m', 'basicsr.train', '-opt', 'm.yml'], cwd=tmp_path, PYTHONPATH=REPO)
     exp = tmp_path / 'experiments' / 'm'
     log = '\n'.join(p.read_text() for p in exp.glob('train_*.log'))
     for name in ('l_pix', 'l_edge', 'l_percep'):
