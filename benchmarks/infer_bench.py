@@ -13,7 +13,9 @@ second of
 median of --repeats after one untimed warm-up image, the two alternating so that a drifting machine
 load hits both alike; ratio = command time / plain time (the goal: at most 1.05). The full console
 command (a fresh ``python -m basicsr_vitloss.infer``: interpreter start, imports, weights) is timed
-once, tiled. Random weights: speed does not depend on them. Writes benchmarks/results/infer_bench.{json,md}.
+once, tiled. A third row times both ways with a 1x1 convolution for a network: the cost of reading,
+converting and writing alone, which is what the command could add. Random weights: speed does not
+depend on them. Writes benchmarks/results/infer_bench.{json,md}.
 
     python benchmarks/infer_bench.py [--images 2] [--repeats 1] [--width 64] [--threads N]
 """
@@ -88,24 +90,29 @@ def main():
     torch.save({'params': net.state_dict()}, weights)
 
     rows = []
-    for label, tile in (('whole', None), (f'tiles {args.tile}, overlap {args.tile_overlap}', args.tile)):
+    io_net = torch.nn.Conv2d(3, 3, 1).eval()  # next to nothing to compute: what remains is each way's own cost
+    ways = (('whole', None, net, args.repeats),
+            (f'tiles {args.tile}, overlap {args.tile_overlap}', args.tile, net, args.repeats),
+            ('I/O only: a 1x1 convolution network', None, io_net, 9))
+    for label, tile, model, repeats in ways:
         timings = {'plain': [], 'command': []}
-        plain_loop(net, files[:1], outputs, tile, args.tile_overlap)  # warm-up: first-call allocations, threads
-        for repeat in range(args.repeats):
+        plain_loop(model, files[:1], outputs, tile, args.tile_overlap)  # warm-up: first-call allocations, threads
+        for repeat in range(repeats):
             order = ('plain', 'command') if repeat % 2 == 0 else ('command', 'plain')
             for way in order:
                 start = time.perf_counter()
                 if way == 'plain':
-                    plain_loop(net, files, outputs, tile, args.tile_overlap)
+                    plain_loop(model, files, outputs, tile, args.tile_overlap)
                 else:
-                    summary = restore_files(net, str(inputs), str(outputs), tile=tile, tile_overlap=args.tile_overlap,
+                    summary = restore_files(model, str(inputs), str(outputs), tile=tile, tile_overlap=args.tile_overlap,
                                             overwrite=True, progress=False)
                     assert len(summary.restored) == args.images, summary.line()
                 timings[way].append(time.perf_counter() - start)
                 print(f'{label}: {way} {timings[way][-1]:.2f} s', flush=True)
         plain, command = (statistics.median(timings[w]) for w in ('plain', 'command'))
         best = {w: min(timings[w]) for w in timings}
-        rows.append({'way': label, 'plain_s': plain, 'command_s': command, 'plain_images_per_s': args.images / plain,
+        rows.append({'way': label, 'repeats': repeats, 'plain_s': plain, 'command_s': command,
+                     'plain_images_per_s': args.images / plain,
                      'command_images_per_s': args.images / command, 'ratio': command / plain,
                      'ratio_of_minimums': best['command'] / best['plain'], 'all_s': timings})
 
@@ -126,7 +133,8 @@ def main():
              f'{platform.machine()}, cpu, torch {torch.__version__}, {torch.get_num_threads()} threads; '
              f'{network_opt["type"]} width {width} (options/dpdd_single/nafnet_baseline.yml'
              f'{", width overridden" if args.width else ""}); {args.images} random {WIDTH}x{HEIGHT} 8-bit PNGs; '
-             f'median of {args.repeats} after a warm-up; `python benchmarks/infer_bench.py --images {args.images} '
+             f'median of {args.repeats} (I/O row: 9) after a warm-up; '
+             f'`python benchmarks/infer_bench.py --images {args.images} '
              f'--repeats {args.repeats}{f" --width {args.width}" if args.width else ""}`.', '',
              '| way | plain loop | restore_files (command core) | command / plain (medians) | (minimums) |',
              '|---|---|---|---|---|']
