@@ -10,10 +10,17 @@ for multi-stage networks (MPRNet) only the final stage is exported.
 The size padding the architectures do inside ``forward`` (to a multiple of 8, 16, 128, ...) is moved into
 an export wrapper that always pads, with amounts computed from the input shape (zero where none is
 needed), so the graph holds no Python branch on the size; the padded input needs no padding inside the
-network, whose output is the same. With ``--dynamic`` the height and width (and batch) are dynamic axes; a
-model is only kept dynamic if it matches PyTorch at a second, different size too, otherwise the export is
-redone at the fixed size and the reason printed. Every export ends with a parity check through
-onnxruntime at two inputs; above ``TOLERANCE`` the command fails and writes nothing.
+network, whose output is the same. ``--dynamic`` tries dynamic batch, height and width, then dynamic height
+and width (batch 1), then the fixed size, and keeps the first model that matches PyTorch at a second size
+(H + 9, W + 13; batch 2 where the batch is dynamic); the reason for any fallback is printed. Every export
+ends with a parity check through onnxruntime at two inputs; above ``TOLERANCE`` the command fails and
+writes nothing.
+
+What each arch gets (torch 2.14, TorchScript exporter): NAFNet, Restormer, Uformer and DPDNet dynamic
+batch, height and width; MPRNet dynamic height and width with batch 1 (its forward reads the batch size with
+``len()``, a constant once traced); NAFNetLocal the fixed size only (its local pools choose between global
+and windowed statistics from the size in Python). Reflect-padding archs give a dynamic model only for an
+export size of at least their padding multiple (DPDNet 16, Restormer and MPRNet 8, Uformer ``16 * win_size``).
 """
 import argparse
 import copy
@@ -79,7 +86,10 @@ def build_net(opt, weights, param_key=None):
     import basicsr_vitloss  # noqa: F401  (registers the architectures)
     from basicsr.archs import build_network
     from basicsr_vitloss.utils.checkpoints import load_network_weights
-    net = build_network(copy.deepcopy(opt['network_g']))
+    try:
+        net = build_network(copy.deepcopy(opt['network_g']))
+    except (KeyError, TypeError, ValueError) as error:  # unknown type, bad or missing arguments
+        raise ExportError(f'cannot build network_g {opt["network_g"]} ({type(error).__name__}: {error}).') from None
     load_network_weights(net, weights, param_key=param_key)
     return net.eval()
 
@@ -267,10 +277,14 @@ def main(argv=None):
         sys.exit(f'{PROG}: {error.name} is missing; install the export extra: pip install "basicsr-vitloss[export]"')
     from basicsr_vitloss.utils.checkpoints import CheckpointError
     try:
-        net = build_net(load_options(args.opt), args.weights, args.param_key)
         out_dir = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(out_dir):
             raise ExportError(f'--output {args.output}: the folder {out_dir} does not exist.')
+        opt = load_options(args.opt)
+        try:
+            net = build_net(opt, args.weights, args.param_key)
+        except ExportError as error:
+            raise ExportError(f'--opt {args.opt}: {error}') from None
         result = export(net, args.output, args.height, args.width, dynamic=args.dynamic, opset=args.opset,
                         exporter=args.exporter)
     except (ExportError, CheckpointError) as error:

@@ -194,9 +194,15 @@ def test_bad_weights_give_a_clear_error(tmp_path, problem):
     assert not (tmp_path / 'm.onnx').exists()
 
 
-def test_options_without_network_g_give_a_clear_error(tmp_path):
-    opt = tmp_path / 'empty.yml'
-    opt.write_text('name: x\n')
+@pytest.mark.parametrize('text, expected', [
+    ('name: x\n', 'expected a mapping with network_g'),
+    ('network_g: {type: NoSuchNet}\n', "cannot build network_g {'type': 'NoSuchNet'} (KeyError"),
+    ('network_g: {type: NAFNet, wdth: 8}\n', "unexpected keyword argument 'wdth'"),
+])
+def test_bad_options_give_a_clear_error(tmp_path, text, expected):
+    opt = tmp_path / 'bad.yml'
+    opt.write_text(text)
     with pytest.raises(SystemExit) as info:
         export.main(['--opt', str(opt), '--weights', str(tmp_path / 'w.pth'), '--output', str(tmp_path / 'm.onnx')])
-    assert f'--opt {opt}: expected a mapping with network_g' in str(info.value.code)
+    message = str(info.value.code)
+    assert message.startswith(f'basicsr-vitloss-export: --opt {opt}: ') and expected in message
