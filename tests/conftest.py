@@ -95,6 +95,7 @@ def tiny_options(path, name='tiny', total_iter=6, **changes):
     opt['train']['total_iter'] = total_iter
     opt['train']['scheduler'] = {'type': 'MultiStepLR', 'milestones': [4], 'gamma': 0.5}
     opt['val']['val_freq'] = 2
+    opt['val']['save_comparison'] = False  # the demo's picture: tests that want it ask for it
     opt['logger'].update(print_freq=1, save_checkpoint_freq=2)
     for key, value in changes.items():
         node = opt
