@@ -1,4 +1,8 @@
-"""The README's install line, timed from a clean pip cache: ``pip install --no-cache-dir .`` in a fresh venv.
+"""The README's install line, timed from a clean pip cache (``--no-cache-dir``) in a fresh venv.
+
+Two install lines (``--line``): ``readme``, the README's line (torch and basicsr's build tools first,
+then basicsr built against that torch with ``--no-build-isolation``, then this package), and ``plain``,
+``pip install .`` alone (what the README said before: it builds basicsr in an isolated environment).
 
 Two cases, each in its own new virtual environment:
 - ``torch_preinstalled``: torch and torchvision (the tested pins) installed first (not timed), then the
@@ -12,7 +16,7 @@ torch (a second torch fetched and unpacked only for the build) and the torch fet
 resolve (the run-time torch). pip's index settings are the machine's (here: local registry mirrors,
 torch capped by pip's constraints); nothing else is changed. Writes benchmarks/results/install_bench.json and .md.
 
-    python benchmarks/install_bench.py [--python python3.11] [--cases fresh torch_preinstalled] [--keep]
+    python benchmarks/install_bench.py [--line readme|plain] [--python python3.11] [--cases fresh torch_preinstalled]
 """
 import argparse
 import os
@@ -29,7 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_results import write_results  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-INSTALL_LINE = 'pip install .'
+#: install line -> the pip argument lists it runs, in order
+INSTALL_LINES = {
+    'readme': [['install', 'torch', 'torchvision', 'setuptools', 'wheel', 'cython', 'numpy'],
+               ['install', '--no-build-isolation', 'basicsr==1.4.2', '.']],
+    'plain': [['install', '.']],
+}
 TORCH_PINS = ['torch==2.14.1', 'torchvision==0.29.1']  # as .ci/run
 TORCH_FETCH = re.compile(r'(?:Collecting torch(?:[<>=!~ ;\[(]|$)'
                          r'|(?:Processing|Downloading|Using cached) \S*\btorch-\d)')
@@ -68,16 +77,23 @@ def _pip(venv, args, log=None):
     return seconds, proc.stdout + proc.stderr
 
 
-def run_case(case, python, workdir):
-    venv = Path(workdir, f'venv-{case}')
+def line_text(line):
+    return ' && '.join('pip ' + ' '.join(args) for args in INSTALL_LINES[line])
+
+
+def run_case(case, python, workdir, line):
+    venv = Path(workdir, f'venv-{line}-{case}')
     subprocess.run([python, '-m', 'venv', str(venv)], check=True)
     result = {'case': case}
     if case == 'torch_preinstalled':
         seconds, _ = _pip(venv, ['install', '--no-cache-dir', '--quiet', *TORCH_PINS])
         result['torch_preinstall_s'] = round(seconds, 1)
-    log = Path(workdir, f'pip-{case}.log')
-    seconds, output = _pip(venv, ['install', '--no-cache-dir', '-v', '.'], log)
-    inside, outside = torch_collections(output)
+    seconds, inside, outside = 0.0, 0, 0
+    for step, args in enumerate(INSTALL_LINES[line]):
+        log = Path(workdir, f'pip-{line}-{case}-{step}.log')
+        step_seconds, output = _pip(venv, [args[0], '--no-cache-dir', '-v', *args[1:]], log)
+        step_inside, step_outside = torch_collections(output)
+        seconds, inside, outside = seconds + step_seconds, inside + step_inside, outside + step_outside
     versions = subprocess.run([str(venv / 'bin' / 'python'), '-c',
                                'import importlib.metadata as m; print(m.version("torch"), m.version("basicsr"))'],
                               capture_output=True, text=True).stdout.split()
@@ -91,6 +107,8 @@ def run_case(case, python, workdir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--line', default='readme', choices=sorted(INSTALL_LINES),
+                        help="readme: the README's install line; plain: pip install . alone")
     parser.add_argument('--python', default=sys.executable, help='interpreter to create the venvs with')
     parser.add_argument('--cases', nargs='+', default=['torch_preinstalled', 'fresh'],
                         choices=['torch_preinstalled', 'fresh'])
@@ -101,21 +119,21 @@ def main(argv=None):
     results = []
     try:
         for case in args.cases:  # results are rewritten after each case: an interrupted run keeps what it measured
-            results.append(run_case(case, args.python, workdir))
-            report(results, load_before, args.keep)
+            results.append(run_case(case, args.python, workdir, args.line))
+            report(results, load_before, args.line, args.keep)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
-def report(results, load_before, kept=False):
-    """Write benchmarks/results/install_bench.json and .md for the cases measured so far."""
-    data = {'install_line': f'{INSTALL_LINE} (run as: pip install --no-cache-dir -v .)', 'cases': results,
+def report(results, load_before, line, kept=False):
+    """Write benchmarks/results/install_bench_<line>.json and .md for the cases measured so far."""
+    data = {'install_line': f'{line_text(line)} (each pip run with --no-cache-dir -v)', 'cases': results,
             'platform': platform.platform(), 'cpus': os.cpu_count(), 'load_before': load_before,
             'load_after': tuple(round(v, 2) for v in os.getloadavg()),
             'pip_index': os.environ.get('PIP_INDEX_URL') or 'machine pip configuration', 'workdir_kept': kept}
-    lines = [f'# Install line: `{INSTALL_LINE}`, clean pip cache (`--no-cache-dir`), fresh venv', '',
+    lines = [f'# Install line ({line}): `{line_text(line)}`, clean pip cache (`--no-cache-dir`), fresh venv', '',
              f'{platform.platform()}, {os.cpu_count()} CPUs, load {load_before} -> {data["load_after"]}; '
              "packages from this machine's pip configuration (local registry mirrors).", '',
              '| case | install (s) | torch collected in build isolation | torch collected for run time | '
@@ -126,7 +144,7 @@ def report(results, load_before, kept=False):
         lines.append(f'| {case} | {r["install_s"]} | {r["torch_collected_in_build_isolation"]} | '
                      f'{r["torch_collected_for_runtime"]} | {r["second_torch_for_basicsr_build"]} | {r["torch"]} | '
                      f'{r["basicsr"]} | {r["venv_mb"]} |')
-    write_results('install_bench', data, lines)
+    write_results(f'install_bench_{line}', data, lines)
 
 
 if __name__ == '__main__':
