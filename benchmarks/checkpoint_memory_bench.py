@@ -161,15 +161,18 @@ def main():
         '# Activation checkpointing (`use_checkpoint: true`): memory and time of one training step', '',
         f'{platform.machine()}, {device.type}'
         + (f' ({torch.cuda.get_device_name(device)})' if device.type == 'cuda' else
-           f', {torch.get_num_threads()} threads') + f', torch {torch.__version__}; batch {BATCH} x 3 x {SIZE} x {SIZE}, '
+           f', {torch.get_num_threads()} threads')
+        + f', torch {torch.__version__}; batch {BATCH} x 3 x {SIZE} x {SIZE}, '
         f'step = forward + L1 + backward; medians of {args.repeats}; memory: {memory_what}; '
         '`python benchmarks/checkpoint_memory_bench.py`.', '',
-        '| network | peak memory | with `use_checkpoint` | memory ratio | step time | with `use_checkpoint` | time ratio |',
+        '| network | peak memory | with `use_checkpoint` | memory ratio '
+        '| step time | with `use_checkpoint` | time ratio |',
         '|---|---|---|---|---|---|---|',
     ]
     for row in rows:
         ratio = f"{row['memory_ratio']:.2f}" if 'memory_ratio' in row else 'n/a'
-        lines.append(f"| {row['arch']} | {fmt_mib(row['peak_mib'])} | {fmt_mib(row['peak_mib_checkpoint'])} | {ratio} | "
+        lines.append(f"| {row['arch']} | {fmt_mib(row['peak_mib'])} | "
+                     f"{fmt_mib(row['peak_mib_checkpoint'])} | {ratio} | "
                      f"{row['step_s']:.2f} s | {row['step_s_checkpoint']:.2f} s | {row['time_ratio']:.2f} |")
     lines += ['', 'Options: ' + '; '.join(f"{r['arch']} `{json.dumps(r['options'])}`" for r in rows)]
     write_results('checkpoint_memory_bench', {

@@ -45,7 +45,8 @@ def make_tree(root, scenes, size=512):
         for key, folder in folders.items():
             view = sharp if key == 'dataroot_gt' else cv2.GaussianBlur(sharp, (0, 0), 2 + (key == 'dataroot_lqR'))
             noisy = np.clip(view + rng.normal(0, 0.004, view.shape), 0, 1)
-            cv2.imwrite(os.path.join(folder, f'scene{index:04d}.png'), np.round(noisy * 65535).astype(np.uint16)[..., ::-1])
+            cv2.imwrite(os.path.join(folder, f'scene{index:04d}.png'),
+                        np.round(noisy * 65535).astype(np.uint16)[..., ::-1])
     return folders
 
 
@@ -108,7 +109,8 @@ def main(argv=None):
                                                'num_samples': 10 * args.samples, 'radius_range': [2.0, 5.0]})
         for workers in (0, 2):
             rows.append({'dataset': f'SyntheticDualPixelDataset dual_pixel, gt_size {size}, radius 2-5',
-                         'workers': workers, 'samples_per_s': throughput(synthetic, workers, args.samples, args.repeats)})
+                         'workers': workers,
+                         'samples_per_s': throughput(synthetic, workers, args.samples, args.repeats)})
     for row in rows:
         row['ratio_to_baseline'] = row['samples_per_s'] / baseline
 

@@ -265,7 +265,7 @@ def training_section(device, cfg, budget, meter, batch, quick, networks=None):
                         try:
                             seconds, peak = meter.measure(step, cfg['train_repeats'], cfg['train_warmup'], baseline)
                         finally:
-                            del model, data
+                            model = data = None  # free them (not `del`: ruff misreads del of names the closure uses)
                         return {'ms': seconds * 1e3, 'peak_mib': peak}
                     row = run_cell('training', label, budget, meter, cell)
                     rows.append(dict(network=net_name, loss=loss, precision=precision, checkpoint=checkpoint,
@@ -308,7 +308,8 @@ def markdown(data):
              f"total {data['total_s']:.0f} s of a {data['budget_s']:.0f} s budget.", '',
              '## ViT losses: forward + backward to pred', '',
              f"{vit} (backbone mae, random weights), layer 5, token, mask 0.5, batch {s['loss_batch']}; median of "
-             f"{s['loss_repeats']} after {s['loss_warmup']} warm-up; peak = memory above the ViT weights and inputs.", '',
+             f"{s['loss_repeats']} after {s['loss_warmup']} warm-up; "
+             "peak = memory above the ViT weights and inputs.", '',
              '| loss | size | precision | batch | ms | peak MiB |', '|---|---:|---|---:|---:|---:|']
     lines += ['| ' + ' | '.join([r['loss'], str(r['size']), r['precision'], str(r['batch']),
                                  *_cells(r, ('ms', 1), ('peak_mib', 0))]) + ' |' for r in data['losses']]

@@ -547,7 +547,7 @@ def markdown(r, args):
         + ('Timings with glibc malloc set to keep freed memory (`mallopt` M_MMAP_THRESHOLD and M_TRIM_THRESHOLD '
            '1 GiB, see `keep_freed_memory`): without it, large CPU tensors are mmapped afresh on every call and '
            'page faults make timings vary by up to 2x from run to run. ' if s['glibc_keeps_freed_memory'] else '')
-        + 
+        +
         f'`python benchmarks/loss_bench.py` ({r["script_seconds"]:.0f} s in all).', '',
         'Naive (a): full timm model, images resized to 224x224 (bilinear) for its fixed 14x14 position embedding, '
         'always 6 blocks, ViT weights with requires_grad (target branch builds a graph, backward computes the '

@@ -55,7 +55,8 @@ def main(argv=None):
             ('calculate_lpips (AlexNet), 16-bit', lambda: calculate_lpips(restored16, gt16, weights_dir=weights)),
             ('BasicSR calculate_niqe, 8-bit', lambda: calculate_niqe(restored8, 0)),
         ]
-        rows = [{'metric': name, 'seconds': median_seconds(function, args.repeats, warmup=1)} for name, function in cases]
+        rows = [{'metric': name, 'seconds': median_seconds(function, args.repeats, warmup=1)}
+                for name, function in cases]
     psnr_base, ssim_base = rows[0]['seconds'], rows[1]['seconds']
     for row in rows:
         row['x_psnr_baseline'] = row['seconds'] / psnr_base

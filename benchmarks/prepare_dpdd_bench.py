@@ -128,7 +128,9 @@ def main(argv=None):
               for r in rows]
     lines += ['', f'The 350 training scenes: about {350 * train[1] / 60:.0f} min with 1 worker, '
               f'{350 * train[2] / 60:.0f} min with 2 (this machine).', '',
-              "2 workers include the pool's start-up (forkserver children import the package, torch included: seconds per child), paid once per split and amortised over a few scenes only here; the 2 cores are shared with other jobs, so the 2-worker figures are pessimistic."]
+              "2 workers include the pool's start-up (forkserver children import the package, torch included: "
+              "seconds per child), paid once per split and amortised over a few scenes only here; "
+              "the 2 cores are shared with other jobs, so the 2-worker figures are pessimistic."]
     write_results('prepare_dpdd_bench', data, lines)
     return 0
 

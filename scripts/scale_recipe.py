@@ -95,7 +95,8 @@ def scale(opt, gpus, keep='effective', micro_batch=None, recipe_gpus=None):
     progressive = minis is not None
     if progressive:
         if not isinstance(minis, list) or not minis:
-            raise RecipeError(f'datasets:train:mini_batch_sizes must be a list with one batch per stage, got {minis!r}.')
+            raise RecipeError(f'datasets:train:mini_batch_sizes must be a list with one batch per stage, '
+                              f'got {minis!r}.')
         for index, mini in enumerate(minis):
             _positive_int(mini, f'datasets:train:mini_batch_sizes[{index}]')
     train = opt.get('train')
@@ -174,7 +175,8 @@ def scale(opt, gpus, keep='effective', micro_batch=None, recipe_gpus=None):
                 isinstance(c, bool) or not isinstance(c, int) or c < 1 or b % c for b, c in zip(stage_batches, counts)):
             raise RecipeError(f'train:micro_batches {_fmt(current)} does not divide the new per-GPU batch '
                               f'{_fmt(stage_batches)}; pass --micro-batch M to choose it again.')
-        notes.append(f'train:micro_batches {_fmt(current)} kept: it divides the new per-GPU batch {_fmt(stage_batches)}.')
+        notes.append(f'train:micro_batches {_fmt(current)} kept: '
+                     f'it divides the new per-GPU batch {_fmt(stage_batches)}.')
 
     changes.insert(0, ('num_gpu', opt.get('num_gpu'), gpus, 'the GPUs this run uses'))
     opt['num_gpu'] = gpus

@@ -76,7 +76,8 @@ def run(args, cwd, timeout=300, check=True, **env):
     proc = subprocess.run(args, cwd=cwd, env=subprocess_env(**env), capture_output=True, text=True,
                           timeout=timeout)
     if check and proc.returncode != 0:
-        raise AssertionError(f'{" ".join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}')
+        raise AssertionError(f'{" ".join(args)} failed ({proc.returncode}):\n'
+                             f'{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}')
     return proc
 
 

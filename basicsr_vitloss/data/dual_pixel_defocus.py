@@ -64,7 +64,8 @@ def render_dual_pixel(image, radius_map, step=0.5):
     right = np.zeros_like(image)
     for rung, radius in enumerate(rungs):
         # weight of this rung per pixel: (1 - w) where it is the lower bracket, w where the upper
-        share = np.where((index == rung)[..., None], 1 - weight, 0) + np.where((index == rung - 1)[..., None], weight, 0)
+        share = (np.where((index == rung)[..., None], 1 - weight, 0)
+                 + np.where((index == rung - 1)[..., None], weight, 0))
         if not share.any():
             continue
         kernel_left, kernel_right, _ = aperture_kernels(radius)

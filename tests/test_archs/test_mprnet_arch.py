@@ -7,7 +7,6 @@ outputs of a tiny MPRNet on deterministic weights and input, and an EdgeLoss val
 import copy
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

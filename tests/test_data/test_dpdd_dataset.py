@@ -146,7 +146,8 @@ def test_missing_folder_is_named(tmp_path):
 def test_different_counts_name_the_scene_and_folder(tmp_path):
     folders = make_dpdd_tree(tmp_path, scenes=3)
     os.remove(os.path.join(folders['lqR'], '1P0A1776_R.png'))
-    with pytest.raises(ValueError, match=r"(?s)lqR 2 files.*lqR folder .*train_r.source has no file for 1 scene.*'1P0A1776' .e.g. lqL: 1P0A1776_L.png"):
+    with pytest.raises(ValueError, match=r"(?s)lqR 2 files.*lqR folder .*train_r.source has no file for 1 scene"
+                                         r".*'1P0A1776' .e.g. lqL: 1P0A1776_L.png"):
         _official(tmp_path)
 
 
@@ -161,7 +162,8 @@ def test_duplicate_scene_names_in_one_folder(tmp_path):
     folders = make_dpdd_tree(tmp_path, scenes=1)
     src = os.path.join(folders['lqL'], '1P0A0890_L.png')
     os.link(src, os.path.join(folders['lqL'], '1P0A0890.png'))
-    with pytest.raises(ValueError, match=r'1P0A0890.png and 1P0A0890_L.png are both scene|1P0A0890_L.png and 1P0A0890.png'):
+    with pytest.raises(ValueError,
+                       match=r'1P0A0890.png and 1P0A0890_L.png are both scene|1P0A0890_L.png and 1P0A0890.png'):
         _official(tmp_path)
 
 

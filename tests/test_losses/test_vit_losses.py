@@ -37,7 +37,8 @@ def reference_features(vit, x, layer, feature, interpolation='mae'):
     """Features of a timm VisionTransformer computed with timm's own modules (no masking): timm's patch
     embedding, the position embedding resampled by MAE's kernel ('mae') or by timm itself
     (dynamic_img_size, 'timm'), blocks 1..l."""
-    x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x = ((x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+         / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
     if interpolation == 'timm':
         tokens = vit._pos_embed(vit.patch_embed(x))
     else:
@@ -91,8 +92,9 @@ def test_local_loss_matches_reference(feature, size, interpolation):
     vit = reference_vit(loss)
     pred, target = images(2, 3, *size, seed=1), images(2, 3, *size, seed=2)
     with torch.no_grad():
-        expected = 0.7 * sum((reference_features(vit, pred, l, feature, interpolation)
-                              - reference_features(vit, target, l, feature, interpolation)).abs().mean() for l in (2, 5))
+        expected = 0.7 * sum((reference_features(vit, pred, layer, feature, interpolation)
+                              - reference_features(vit, target, layer, feature, interpolation)).abs().mean()
+                             for layer in (2, 5))
     torch.testing.assert_close(loss.value(pred, target), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -319,7 +321,8 @@ def test_missing_and_mismatched_keys_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"missing encoder keys \['blocks.2.attn.proj.weight'\]"):
         ViTFeatureExtractor('mae', str(tmp_path / 'missing.pth'), **TINY)
     torch.save(state, tmp_path / 'tiny.pth')
-    with pytest.raises(ValueError, match=r'shape mismatches .*blocks.0.norm1.weight: checkpoint \(64,\) vs model \(768,\)'):
+    with pytest.raises(ValueError,
+                       match=r'shape mismatches .*blocks.0.norm1.weight: checkpoint \(64,\) vs model \(768,\)'):
         ViTFeatureExtractor('mae', str(tmp_path / 'tiny.pth'))  # a ViT-B asked for, a tiny file given
 
 
@@ -381,14 +384,15 @@ def test_global_batch_reduction_is_the_authors_code():
     vit = reference_vit(loss)
     pred, target = images(3, 3, 32, 48, seed=10), images(3, 3, 32, 48, seed=11)
     with torch.no_grad():
-        fp = [reference_features(vit, pred, l, 'token') for l in range(1, 7)]
-        ft = [reference_features(vit, target, l, 'token') for l in range(1, 7)]
+        fp = [reference_features(vit, pred, layer, 'token') for layer in range(1, 7)]
+        ft = [reference_features(vit, target, layer, 'token') for layer in range(1, 7)]
     assert loss.value(pred, target).item() == pytest.approx(_authors_global(fp, ft, 1e-4), rel=1e-5)
     # the per-image variant with normalize_by_dim agrees only for one image
     per_image = tiny_loss(GlobalDistributionLoss, layers=[1, 2, 3, 4, 5, 6], mask_ratio=0, normalize_by_dim=True,
                           loss_weight=1e-4)
     per_image.load_state_dict(loss.state_dict())
-    assert per_image.value(pred[:1], target[:1]).item() == pytest.approx(loss.value(pred[:1], target[:1]).item(), rel=1e-5)
+    assert per_image.value(pred[:1], target[:1]).item() == pytest.approx(
+        loss.value(pred[:1], target[:1]).item(), rel=1e-5)
     assert per_image.value(pred, target).item() != pytest.approx(loss.value(pred, target).item(), rel=1e-3)
 
 
@@ -412,7 +416,8 @@ def test_qkv_feature_is_what_the_authors_hook_on_block_6_records():
     x = images(2, 3, 32, 32, seed=12)
     with torch.no_grad():
         tokens = torch.cat([vit.cls_token.expand(2, -1, -1), vit.patch_embed(
-            (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+            (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+            / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
         ).flatten(1, 2)], dim=1) + mae_pos_embed(vit, 2, 2)
         for block in vit.blocks:
             tokens = block(tokens)

@@ -35,7 +35,8 @@ def one_step(opt, batch, seed=0):
 
 def batch(size=4, seed=1):
     generator = torch.Generator().manual_seed(seed)
-    return {'lq': torch.rand(size, 3, 16, 16, generator=generator), 'gt': torch.rand(size, 3, 16, 16, generator=generator)}
+    return {'lq': torch.rand(size, 3, 16, 16, generator=generator),
+            'gt': torch.rand(size, 3, 16, 16, generator=generator)}
 
 
 @pytest.mark.parametrize('count', [2, 4])
@@ -73,7 +74,8 @@ def test_mixed_precision_step_runs_the_net_in_low_precision_and_trains_close_to_
     full = one_step(model_options(), data)
     seen = []
     original = torch.nn.Conv2d.forward
-    monkeypatch.setattr(torch.nn.Conv2d, 'forward', lambda self, x: seen.append(original(self, x).dtype) or original(self, x))
+    monkeypatch.setattr(torch.nn.Conv2d, 'forward',
+                        lambda self, x: seen.append(original(self, x).dtype) or original(self, x))
     mixed = one_step(model_options(mixed_precision=precision), data)
     assert seen and set(seen) == {dtype}  # every convolution ran under autocast
     assert mixed.log_dict['l_pix'] == pytest.approx(full.log_dict['l_pix'], rel=0.02)

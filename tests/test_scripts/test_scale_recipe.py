@@ -105,7 +105,8 @@ def test_keep_per_gpu_changes_only_the_gpu_count(tmp_path, monkeypatch):
     assert opt['datasets'] == original['datasets'] and opt['train'] == original['train']
     assert opt['num_gpu'] == 2 and opt['recipe_gpus'] == 2
     head = out.read_text().split('\nname:')[0]
-    assert 'effective batch CHANGES' in head and '[64, 40, 32, 16, 8, 8] -> [8, 5, 4, 2, 1, 1] x 2 = [16, 10, 8, 4, 2, 2]' in head
+    assert 'effective batch CHANGES' in head
+    assert '[64, 40, 32, 16, 8, 8] -> [8, 5, 4, 2, 1, 1] x 2 = [16, 10, 8, 4, 2, 2]' in head
     _parse(out, tmp_path, monkeypatch)
 
 

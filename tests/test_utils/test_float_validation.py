@@ -87,7 +87,8 @@ def test_all_five_metrics_in_a_basicsr_training_run(tmp_path):
                'lpips': {'type': 'calculate_lpips', 'net': 'alex', 'weights_dir': str(weights), 'better': 'lower'},
                'niqe': {'type': 'calculate_niqe', 'crop_border': 0, 'better': 'lower'}}
     tiny_options(tmp_path / 'm.yml', name='m', total_iter=2, **{
-        'val:metrics': metrics, 'val:val_freq': 2, 'val:save_16bit': True, 'datasets:val:gt_size': 192,  # NIQE needs two 96x96 blocks
+        'val:metrics': metrics, 'val:val_freq': 2, 'val:save_16bit': True,
+        'datasets:val:gt_size': 192,  # NIQE needs two 96x96 blocks
         'datasets:val:num_samples': 1, 'logger:save_checkpoint_freq': 2})
     run(['python', '-m', 'basicsr.train', '-opt', 'm.yml'], cwd=tmp_path)
     log = '\n'.join(p.read_text() for p in (tmp_path / 'experiments' / 'm').glob('train_*.log'))
