@@ -81,7 +81,7 @@ setup(
     extras_require={
         # ONNX export (basicsr-vitloss-export): the exporter, its torch.export backend, the parity check
         'export': EXPORT_REQUIRES,
-        'test': ['pytest>=7'] + EXPORT_REQUIRES,  # CI checks the export too
+        'test': ['pytest>=7', 'ruff>=0.4'] + EXPORT_REQUIRES,  # CI checks the export and the style too
     },
     entry_points={
         'console_scripts': [
