@@ -23,7 +23,6 @@ and windowed statistics from the size in Python). Reflect-padding archs give a d
 export size of at least their padding multiple (DPDNet 16, Restormer and MPRNet 8, Uformer ``16 * win_size``).
 """
 import argparse
-import copy
 import os
 import sys
 import warnings
@@ -66,41 +65,13 @@ def parse_args(argv=None):
     return args
 
 
-def load_options(path):
-    """The options dict of ``path`` (YAML) with its ``network_g``; ExportError naming the file otherwise."""
-    import yaml
-    if not os.path.isfile(path):
-        raise ExportError(f'--opt {path}: no such file.')
-    with open(path, encoding='utf-8') as file:
-        try:
-            opt = yaml.safe_load(file)
-        except yaml.YAMLError as error:
-            raise ExportError(f'--opt {path}: not valid YAML ({error}).') from None
-    if not isinstance(opt, dict) or not isinstance(opt.get('network_g'), dict) or 'type' not in opt['network_g']:
-        raise ExportError(f'--opt {path}: expected a mapping with network_g: {{type: ..., ...}}.')
-    return opt
-
-
-def build_net(opt, weights, param_key=None):
-    """The options' ``network_g`` built through BasicSR's registry, weights loaded, in eval mode."""
-    import basicsr_vitloss  # noqa: F401  (registers the architectures)
-    from basicsr.archs import build_network
-    from basicsr_vitloss.utils.checkpoints import load_network_weights
-    try:
-        net = build_network(copy.deepcopy(opt['network_g']))
-    except (KeyError, TypeError, ValueError) as error:  # unknown type, bad or missing arguments
-        raise ExportError(f'cannot build network_g {opt["network_g"]} ({type(error).__name__}: {error}).') from None
-    load_network_weights(net, weights, param_key=param_key)
-    return net.eval()
-
-
 def input_channels(net):
     """Channels the network takes: those of its first convolution (6 for dual pixel, 3 for one image)."""
-    import torch
-    conv = next((m for m in net.modules() if isinstance(m, torch.nn.Conv2d)), None)
-    if conv is None:
-        raise ExportError(f'{type(net).__name__}: no Conv2d found to read the input channels from.')
-    return conv.in_channels
+    from basicsr_vitloss.utils.network_options import NetworkOptionsError, input_channels as first_conv_channels
+    try:
+        return first_conv_channels(net)
+    except NetworkOptionsError as error:
+        raise ExportError(str(error)) from None
 
 
 def padding_of(net):
@@ -276,18 +247,15 @@ def main(argv=None):
     except ImportError as error:
         sys.exit(f'{PROG}: {error.name} is missing; install the export extra: pip install "basicsr-vitloss[export]"')
     from basicsr_vitloss.utils.checkpoints import CheckpointError
+    from basicsr_vitloss.utils.network_options import NetworkOptionsError, build_network_from_options
     try:
         out_dir = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(out_dir):
             raise ExportError(f'--output {args.output}: the folder {out_dir} does not exist.')
-        opt = load_options(args.opt)
-        try:
-            net = build_net(opt, args.weights, args.param_key)
-        except ExportError as error:
-            raise ExportError(f'--opt {args.opt}: {error}') from None
+        net = build_network_from_options(args.opt, args.weights, args.param_key)
         result = export(net, args.output, args.height, args.width, dynamic=args.dynamic, opset=args.opset,
                         exporter=args.exporter)
-    except (ExportError, CheckpointError) as error:
+    except (ExportError, CheckpointError, NetworkOptionsError) as error:
         sys.exit(f'{PROG}: {error}')
     shapes = [_describe(shape) for shape in result['checks']]
     if result['dynamic'] is None:

@@ -54,50 +54,27 @@ class Job:
 
 
 # ---------------------------------------------------------------------------------------------- network
-def read_network_options(opt_path):
-    """The ``network_g`` mapping of a BasicSR options file (train or test)."""
-    import yaml
-    if not osp.isfile(opt_path):
-        raise UsageError(f'--opt {opt_path}: no such options file.')
-    try:
-        with open(opt_path, encoding='utf-8') as file:
-            opt = yaml.safe_load(file)
-    except (OSError, yaml.YAMLError) as error:
-        raise UsageError(f'--opt {opt_path}: cannot read it as YAML ({error}).') from None
-    network = opt.get('network_g') if isinstance(opt, dict) else None
-    if not isinstance(network, dict) or 'type' not in network:
-        raise UsageError(f'--opt {opt_path}: expected a BasicSR options file with a network_g mapping '
-                         f'that has a type; got {type(network).__name__ if network is not None else "none"}.')
-    return dict(network)
-
-
 def build_and_load(opt_path, weights, param_key=None, device='cpu'):
     """The options' ``network_g`` built through BasicSR's registry, with ``weights`` loaded, in eval
-    mode on ``device``. Unreadable or mismatched weights raise UsageError naming the file."""
-    import basicsr_vitloss  # noqa: F401  (registers the architectures)
-    from basicsr.archs import build_network
-    from basicsr_vitloss.utils.checkpoints import CheckpointError, load_network_weights
-
-    network_opt = read_network_options(opt_path)
+    mode on ``device``. Unusable options or weights raise UsageError naming the file."""
+    from basicsr_vitloss.utils.checkpoints import CheckpointError
+    from basicsr_vitloss.utils.network_options import NetworkOptionsError, build_network_from_options
     try:
-        net = build_network(dict(network_opt))
-    except Exception as error:  # unknown type, bad arguments: name the options file
-        raise UsageError(f'--opt {opt_path}: cannot build network_g {network_opt} '
-                         f'({type(error).__name__}: {error}).') from None
-    try:
-        load_network_weights(net, weights, param_key)
+        net = build_network_from_options(opt_path, weights, param_key)
+    except NetworkOptionsError as error:
+        raise UsageError(str(error)) from None
     except CheckpointError as error:
         raise UsageError(f'--weights: {error}') from None
-    return net.eval().to(device)
+    return net.to(device)
 
 
 def input_channels(net):
     """The input channel count of ``net``: its first convolution's ``in_channels``."""
-    import torch
-    for module in net.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            return module.in_channels
-    raise UsageError(f'{type(net).__name__}: no Conv2d found to read the input channel count from.')
+    from basicsr_vitloss.utils.network_options import NetworkOptionsError, input_channels as first_conv_channels
+    try:
+        return first_conv_channels(net)
+    except NetworkOptionsError as error:
+        raise UsageError(str(error)) from None
 
 
 def resolve_device(name):
