@@ -195,7 +195,7 @@ def test_bad_weights_give_a_clear_error(tmp_path, problem):
 
 
 @pytest.mark.parametrize('text, expected', [
-    ('name: x\n', 'expected a mapping with network_g'),
+    ('name: x\n', 'expected a BasicSR options file with a network_g mapping'),
     ('network_g: {type: NoSuchNet}\n', "cannot build network_g {'type': 'NoSuchNet'} (KeyError"),
     ('network_g: {type: NAFNet, wdth: 8}\n', "unexpected keyword argument 'wdth'"),
 ])
