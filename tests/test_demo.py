@@ -75,6 +75,7 @@ def test_readme_main_job_exists(command):
     assert (REPO / command.split('-opt ')[1]).is_file()
 
 
+@pytest.mark.integration
 def test_check_install_reports_active_plugin(tmp_path):
     import json
     out = run(['python', REPO / 'scripts' / 'check_install.py', '--json'], cwd=tmp_path).stdout

@@ -79,6 +79,7 @@ CASES = {  # name: (network_g, --height, --width, kind of model expected)
 
 
 @pytest.mark.parametrize('name', list(CASES))
+@pytest.mark.integration
 def test_dynamic_export_matches_pytorch_at_two_sizes(tmp_path, capsys, name):
     network_g, height, width, kind = CASES[name]
     opt, weights = write_case(tmp_path, network_g)
@@ -106,6 +107,7 @@ def test_fixed_export_checks_a_second_input_at_the_same_size(tmp_path, capsys):
     assert [d.dim_value for d in dims] == [1, 3, 12, 20]
 
 
+@pytest.mark.integration
 def test_uformer_below_its_padding_multiple_falls_back_to_a_fixed_size(tmp_path, capsys):
     """Single-image Uformer at 24x24 < 32 (the padding multiple): replicate padding, right for this size only."""
     opt, weights = write_case(tmp_path, dict(type='Uformer', **TINY_UFORMER))
@@ -125,6 +127,7 @@ def test_nafnet_local_is_exported_for_a_fixed_size(tmp_path, capsys):
     assert 'fixed size 40x48' in out
 
 
+@pytest.mark.integration
 def test_mprnet_single_through_python_m_exports_the_final_stage(tmp_path):
     network_g = dict(type='MPRNet', in_c=3, out_c=3, **TINY_MPRNET)
     opt, weights = write_case(tmp_path, network_g, key='params_ema')
@@ -142,6 +145,7 @@ def test_mprnet_single_through_python_m_exports_the_final_stage(tmp_path):
     assert f'{SIZE_ONLY}, torchscript exporter' in proc.stdout
 
 
+@pytest.mark.integration
 def test_exporter_fallback_to_dynamo(tmp_path, capsys, monkeypatch):
     """When the TorchScript exporter fails, auto falls back to torch.export (dynamo) and says so."""
     real = export._export_once

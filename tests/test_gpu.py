@@ -95,6 +95,7 @@ def _table(markdown, heading):
     return [[c.strip() for c in row] for row in rows[2:]]  # drop the header and the separator
 
 
+@pytest.mark.integration
 def test_gpu_suite_quick_on_cpu_writes_the_report(tmp_path):
     out = tmp_path / 'results'
     networks = ['Uformer-B', 'MPRNet']  # two of the five keep the CPU run short; the code path is the same
@@ -133,6 +134,7 @@ def test_gpu_suite_quick_on_cpu_writes_the_report(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the behaviour without CUDA')
+@pytest.mark.integration
 def test_gpu_suite_without_cuda_measures_nothing(tmp_path):
     proc = run(['python', str(SUITE), '--out', tmp_path / 'results'], cwd=REPO)
     assert proc.returncode == 0
@@ -140,6 +142,7 @@ def test_gpu_suite_without_cuda_measures_nothing(tmp_path):
     assert not (tmp_path / 'results').exists()
 
 
+@pytest.mark.integration
 def test_gpu_suite_budget_guard_skips_and_reports():
     suite = _suite_module()
     now = [0.0]

@@ -251,6 +251,7 @@ def test_usage_errors_exit_2(single, tmp_path, capsys):
     assert 'bad.yml' in capsys.readouterr().err and not (tmp_path / 'out').exists()
 
 
+@pytest.mark.integration
 def test_console_entry_in_a_subprocess(single, tmp_path):
     write(tmp_path / 'in' / 'a.png', seed=1)
     args = ['python', '-m', 'basicsr_vitloss.infer', '--opt', single[0], '--weights', single[1],

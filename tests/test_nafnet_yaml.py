@@ -4,6 +4,7 @@ import textwrap
 
 import cv2
 import numpy as np
+import pytest
 
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from conftest import run
@@ -99,6 +100,7 @@ def _lmdb(folder, lmdb_path, images):
                         multiprocessing_read=False)
 
 
+@pytest.mark.integration
 def test_nafnets_gopro_options_run_unchanged(tmp_path):
     (tmp_path / 'nafnet.yml').write_text(NAFNET_GOPRO_YAML)
     rng = np.random.default_rng(0)

@@ -2,6 +2,8 @@
 through `python -m basicsr.train`: only paths and sizes are overridden with --force_yml."""
 import textwrap
 
+import pytest
+
 from conftest import make_dpdd_tree, run
 
 # The structure and values of Restormer's Defocus_Deblurring/Options/DefocusDeblur_DualPixel_16bit_Restormer.yml
@@ -102,6 +104,7 @@ RESTORMER_DPDD_YAML = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.integration
 def test_restormers_dpdd_options_run_unchanged(tmp_path):
     (tmp_path / 'restormer.yml').write_text(RESTORMER_DPDD_YAML)
     train = make_dpdd_tree(tmp_path / 'Datasets' / 'train' / 'DPDD', layout='crops', split='x', scenes=2, size=(48, 48))

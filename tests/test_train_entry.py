@@ -32,6 +32,7 @@ def _log_text(exp):
     return '\n'.join(p.read_text() for p in sorted(exp.glob('train_*.log')))
 
 
+@pytest.mark.integration
 def test_train_writes_everything_under_cwd(trained):
     cwd, proc, (before, home) = trained
     exp = cwd / 'experiments' / 'tiny'
@@ -50,6 +51,7 @@ def test_train_writes_everything_under_cwd(trained):
     assert not any(p.name.endswith('.tmp') for p in exp.rglob('*')), 'temporary checkpoint files left behind'
 
 
+@pytest.mark.integration
 def test_auto_resume_continues_from_saved_iteration(trained, tmp_path):
     cwd, _, _ = trained
     work = tmp_path / 'resume'
@@ -74,6 +76,7 @@ def test_auto_resume_continues_from_saved_iteration(trained, tmp_path):
     assert 'Found no NVIDIA driver' not in proc.stderr
 
 
+@pytest.mark.integration
 def test_resume_state_path_option(trained, tmp_path):
     cwd, _, _ = trained
     work = tmp_path / 'resume_path'
@@ -84,6 +87,7 @@ def test_resume_state_path_option(trained, tmp_path):
     assert 'Resuming training from epoch: 0, iter: 4.' in _log_text(work / 'experiments' / 'tiny')
 
 
+@pytest.mark.integration
 def test_auto_resume_skips_truncated_newest_state(trained, tmp_path):
     cwd, _, _ = trained
     work = tmp_path / 'truncated'
@@ -95,6 +99,7 @@ def test_auto_resume_skips_truncated_newest_state(trained, tmp_path):
     assert 'Resuming training from epoch: 0, iter: 4.' in _log_text(work / 'experiments' / 'tiny')
 
 
+@pytest.mark.integration
 def test_basicsr_test_entry_runs_on_trained_model(trained, tmp_path):
     cwd, _, _ = trained
     opt = yaml.safe_load((cwd / 'tiny.yml').read_text())
@@ -114,6 +119,7 @@ def test_basicsr_test_entry_runs_on_trained_model(trained, tmp_path):
     assert len(list((results / 'visualization').rglob('*.png'))) == 2
 
 
+@pytest.mark.integration
 def test_console_script_trains(tmp_path):
     tiny_options(tmp_path / 'tiny.yml', total_iter=2, **{'val:val_freq': 2})
     script = Path(sysconfig.get_paths()['scripts']) / 'basicsr-vitloss-train'
@@ -121,6 +127,7 @@ def test_console_script_trains(tmp_path):
     assert (tmp_path / 'experiments/tiny/models/net_g_2.pth').is_file()
 
 
+@pytest.mark.integration
 def test_typo_in_type_name_fails_at_once_with_close_matches(tmp_path):
     tiny_options(tmp_path / 'typo.yml', **{'train:pixel_opt:type': 'L1Los'})
     proc = run(['python', '-m', 'basicsr.train', '-opt', 'typo.yml'], cwd=tmp_path, check=False)
@@ -130,6 +137,7 @@ def test_typo_in_type_name_fails_at_once_with_close_matches(tmp_path):
     assert not (tmp_path / 'experiments').exists(), 'an experiment folder was created before the check'
 
 
+@pytest.mark.integration
 def test_missing_options_file_names_the_path(tmp_path):
     proc = run(['python', '-m', 'basicsr.train', '-opt', 'nope.yml'], cwd=tmp_path, check=False)
     assert proc.returncode != 0 and 'Options file not found: nope.yml' in proc.stderr

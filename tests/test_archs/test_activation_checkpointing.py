@@ -74,6 +74,7 @@ class CheckpointCalls:
 
 @pytest.mark.parametrize('name', NAMES)
 @pytest.mark.parametrize('input_grad', [True, False], ids=['input-grad', 'no-input-grad'])
+@pytest.mark.integration
 def test_training_outputs_and_gradients_equal(name, input_grad, monkeypatch):
     plain, checkpointed, shape = build_pair(name)
     assert plain.state_dict().keys() == checkpointed.state_dict().keys()
@@ -100,6 +101,7 @@ def test_training_outputs_and_gradients_equal(name, input_grad, monkeypatch):
 
 
 @pytest.mark.parametrize('name', NAMES)
+@pytest.mark.integration
 def test_eval_and_no_grad_unchanged(name, monkeypatch):
     plain, checkpointed, shape = build_pair(name)
     x = torch.rand(shape, generator=torch.Generator().manual_seed(4))
@@ -123,6 +125,7 @@ def test_eval_and_no_grad_unchanged(name, monkeypatch):
 
 
 @pytest.mark.parametrize('name', ['NAFNet', 'Restormer', 'MPRNet'])
+@pytest.mark.integration
 def test_autocast_gradients_equal(name):
     """Under CPU autocast (bfloat16) the recomputation runs under the same autocast state."""
     plain, checkpointed, shape = build_pair(name)

@@ -1,5 +1,6 @@
 """DPDNet: published parameter count, layer sizes, any input size, registry build, a short CPU
 training run and dropout behaviour."""
+import pytest
 import torch
 from torch.nn import functional as F
 
@@ -63,6 +64,7 @@ def test_up_conv_is_nearest_upsampling_and_keras_same_padding():
         assert torch.equal(up(x), ref)
 
 
+@pytest.mark.integration
 def test_odd_sizes_return_input_size():
     net = DPDNet().eval()
     x = torch.rand(1, 6, 136, 200)
@@ -93,6 +95,7 @@ def test_build_network_from_registry():
         assert net.eval()(torch.rand(2, 6, 40, 24)).shape == (2, 3, 40, 24)
 
 
+@pytest.mark.integration
 def test_small_config_trains():
     torch.manual_seed(0)
     net = DPDNet(base_channels=8)

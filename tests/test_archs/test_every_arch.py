@@ -105,6 +105,7 @@ def test_every_plugin_arch_is_parametrized():
 
 # --------------------------------------------------------------------------- forward / backward
 @pytest.mark.parametrize('arch', PLUGIN_ARCHS)
+@pytest.mark.integration
 def test_tiny_forward_backward(arch):
     for opt in tiny_configs(arch):
         net = build(opt).train()
@@ -165,6 +166,7 @@ def assert_same(net, expected, x, expected_out, how):
 
 
 @pytest.mark.parametrize('arch', PLUGIN_ARCHS)
+@pytest.mark.integration
 def test_checkpoint_formats(tmp_path, arch):
     opt = tiny_configs(arch)[0]
     if arch not in RELEASE_CHECKPOINT:
@@ -241,6 +243,7 @@ def keras_order(net):
 
 
 @pytest.mark.parametrize('arch', PLUGIN_ARCHS)
+@pytest.mark.integration
 def test_key_layout_is_the_official_one(arch):
     recorded = manifest(arch)
     if 'default_model' in recorded:  # MPRNet's manifest (earlier format): the constructor defaults, a hash

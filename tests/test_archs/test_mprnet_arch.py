@@ -114,6 +114,7 @@ def test_any_size_comes_back_the_same_size(size):
     assert all(torch.isfinite(s).all() for s in stages)
 
 
+@pytest.mark.integration
 def test_odd_size_is_reflect_padded_to_a_multiple_of_8_and_cropped():
     net = tiny_net().eval()
     x = rand(2, 3, 37, 53)
@@ -124,6 +125,7 @@ def test_odd_size_is_reflect_padded_to_a_multiple_of_8_and_cropped():
     torch.testing.assert_close(actual, expected, rtol=0, atol=0)
 
 
+@pytest.mark.integration
 def test_multiple_of_8_is_not_padded():
     net = tiny_net().eval()
     x = rand(1, 3, 40, 56)
@@ -141,6 +143,7 @@ def test_bad_channels_are_refused():
         MPRNet(in_c=6, out_c=3, **TINY)(torch.zeros(1, 3, 16, 16))
 
 
+@pytest.mark.integration
 def test_dual_pixel_six_to_three_channels():
     net = tiny_net(in_c=6, out_c=3).train()
     x = rand(2, 6, 24, 24)
@@ -178,6 +181,7 @@ def test_six_channels_with_identical_views_equal_three_channels():
         torch.testing.assert_close(net6(torch.cat([x, x], dim=1)), net3(x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.integration
 def test_official_checkpoint_format_loads_with_param_key_state_dict(tmp_path):
     """The official files: {'state_dict', 'optimizer', 'epoch'}, keys with 'module.' (DataParallel)."""
     source = _official_tiny_weights(MPRNet(**TINY))
@@ -268,6 +272,7 @@ def model_opt(network, perceptual=True, edge=True, model_type='MultiStageModel')
             'network_g': copy.deepcopy(network), 'path': {'pretrain_network_g': None}, 'train': train}
 
 
+@pytest.mark.integration
 def test_stage_losses_are_summed_and_the_perceptual_loss_sees_the_final_stage():
     torch.manual_seed(0)
     model = build_model(model_opt({'type': 'MPRNet', **TINY}))
@@ -328,6 +333,7 @@ def test_edge_loss_alone_is_refused():
         build_model(opt)
 
 
+@pytest.mark.integration
 def test_basicsr_train_runs_mprnet_with_stage_losses(tmp_path):
     """One BasicSR run: dual-pixel MPRNet, Charbonnier + edge on every stage, ViT loss on the final one."""
     tiny_options(tmp_path / 'm.yml', name='m', total_iter=1, **{

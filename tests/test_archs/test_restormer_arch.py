@@ -82,6 +82,7 @@ def test_bias_free_layer_norm_has_no_bias_and_bias_true_adds_conv_biases():
     (DUAL_PIXEL, (1, 6, 136, 200), 3),
     ({}, (2, 3, 5, 3), 3),  # smaller than the padding: replicate instead of reflect
 ])
+@pytest.mark.integration
 def test_any_input_size_returns_the_input_size(cfg, shape, out_channels):
     net = Restormer(**TINY, **cfg).eval()
     with torch.no_grad():
@@ -119,6 +120,7 @@ def test_builds_through_basicsr_registry():
     assert isinstance(net, Restormer) and net.dual_pixel_task and hasattr(net, 'skip_conv')
 
 
+@pytest.mark.integration
 def test_tiny_config_trains_with_finite_nonzero_gradients():
     torch.manual_seed(0)
     net = Restormer(**TINY, **DUAL_PIXEL)

@@ -33,6 +33,7 @@ def images(*shape, seed=0):
 
 
 @pytest.mark.parametrize('name', list(CONFIGS))
+@pytest.mark.integration
 def test_parameter_counts_match_the_official_models(name):
     kwargs, expected = CONFIGS[name]
     net = Uformer(img_size=128, **kwargs, **OFFICIAL)
@@ -84,6 +85,7 @@ def test_builds_through_basicsr_registry():
 
 
 @pytest.mark.parametrize('shape', [(1, 3, 100, 75), (2, 3, 128, 128), (1, 3, 20, 131)])
+@pytest.mark.integration
 def test_any_input_size_returns_the_input_size(shape):
     net = tiny().eval()
     x = images(*shape)
@@ -92,6 +94,7 @@ def test_any_input_size_returns_the_input_size(shape):
     assert y.shape == x.shape and torch.isfinite(y).all()
 
 
+@pytest.mark.integration
 def test_padding_is_reflect_then_crop():
     net = tiny().eval()
     x = images(1, 3, 100, 75)
@@ -109,6 +112,7 @@ def test_global_residual_official_rgb():
         assert torch.allclose(net(x), x)
 
 
+@pytest.mark.integration
 def test_dual_pixel_outputs_rgb_with_mean_view_residual():
     net = tiny(in_chans=6, dd_in=6).eval()
     assert net.output_proj.proj[0].out_channels == 3
@@ -124,6 +128,7 @@ def test_dual_pixel_outputs_rgb_with_mean_view_residual():
     assert tiny(in_chans=6, dd_in=6, out_chans=6).output_proj.proj[0].out_channels == 6
 
 
+@pytest.mark.integration
 def test_tiny_model_trains_two_adam_steps():
     net = tiny().train()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)

@@ -30,6 +30,7 @@ def test_all_fixes_apply_to_basicsr_1_4_2():
         'perceptual_l2_criterion', 'checkpoint_mismatch_hints', 'paired_flip_key', 'niqe_small_images'}
 
 
+@pytest.mark.integration
 def test_functional_tensor_is_gone_and_basicsr_imports_anyway(tmp_path):
     # the problem: current torchvision has no functional_tensor module
     assert importlib.util.find_spec('torchvision.transforms.functional_tensor') is not None  # our alias
@@ -180,6 +181,7 @@ def test_fixes_are_not_applied_twice():
     assert compat.is_original(before.__basicsr_original__)
 
 
+@pytest.mark.integration
 def test_perceptual_loss_l2_criterion_is_mse(monkeypatch):
     from basicsr.losses.basic_loss import PerceptualLoss
     from basicsr.archs import vgg_arch
@@ -329,6 +331,7 @@ def test_moved_names_stay_importable():
         compat.no_such_name
 
 
+@pytest.mark.integration
 def test_check_install_prints_the_replaced_attributes(tmp_path):
     from conftest import REPO
     out = run(['python', REPO / 'scripts' / 'check_install.py'], cwd=tmp_path).stdout
@@ -338,6 +341,7 @@ def test_check_install_prints_the_replaced_attributes(tmp_path):
 
 
 # --------------------------------------------------------------------------- a plugin that fails to activate
+@pytest.mark.integration
 def test_import_basicsr_survives_a_broken_plugin(tmp_path):
     code = '''
 import sys, warnings

@@ -35,6 +35,7 @@ RECORDING_ENTRY = textwrap.dedent('''
 
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason='torch built without gloo')
+@pytest.mark.integration
 def test_two_process_gloo_training(tmp_path):
     tiny_options(tmp_path / 'dist.yml', name='dist', total_iter=4, **{
         'dist_params': {'backend': 'gloo'}, 'logger:save_checkpoint_freq': 4, 'val:val_freq': 4,

@@ -124,6 +124,7 @@ def test_validation_returns_whole_images_without_augmentation(tmp_path):
     torch.testing.assert_close(sample['lq'][:3], sample['gt'], rtol=0, atol=0)
 
 
+@pytest.mark.integration
 def test_loads_through_basicsr_dataloader_with_a_worker(tmp_path):
     from basicsr.data import build_dataloader
     make_dpdd_tree(tmp_path, scenes=4)

@@ -201,6 +201,7 @@ def test_bad_options_name_the_key(opt, message):
         _dataset(**opt)
 
 
+@pytest.mark.integration
 def test_contact_sheet_script_writes_one_row_per_sample(tmp_path):
     import cv2
     from conftest import REPO, run

@@ -86,6 +86,7 @@ def table_cells(markdown):
     return header, cells
 
 
+@pytest.mark.integration
 def test_metrics_groups_and_report(tmp_path, lpips_weights):
     from basicsr.metrics.niqe import calculate_niqe
     from basicsr_vitloss.metrics.lpips_metric import calculate_lpips
@@ -182,6 +183,7 @@ def test_no_labels_gives_combined_only(tmp_path):
     assert 'Combined MAE↓' in table_cells(markdown)[0]
 
 
+@pytest.mark.integration
 def test_second_run_recomputes_nothing(tmp_path, lpips_weights, monkeypatch, capsys):
     from basicsr.metrics import niqe as niqe_module
     from basicsr_vitloss.metrics import fidelity_metric, lpips_metric
@@ -332,6 +334,7 @@ def test_merge_refuses_differing_protocols(tmp_path, capsys):
     assert 'old.json on DPDD has no protocol' in table.read_text()
 
 
+@pytest.mark.integration
 def test_input_errors(tmp_path, capsys):
     restored_dir, gt_dir, _ = fake_dpdd(tmp_path)
     out = tmp_path / 'out'
@@ -458,6 +461,7 @@ def test_bit_depth_warning(tmp_path, capsys):
     assert read_json(same / 'out' / 'results.json')['protocol']['bit_depth'] == {'restored': 16, 'gt': 16}
 
 
+@pytest.mark.integration
 def test_ssim_matlab(tmp_path):
     from basicsr.utils.registry import METRIC_REGISTRY
     import basicsr_vitloss.metrics  # noqa: F401
@@ -492,6 +496,7 @@ def test_ssim_matlab(tmp_path):
         assert read_json(target / 'results.json')['protocol']['metrics']['ssim'].startswith(variant)
 
 
+@pytest.mark.integration
 def test_inference_from_options(tmp_path, lpips_weights, capsys):
     """run --opt: whole images by default (the saved result is the net's forward on the whole image), results
     named after the source scenes and paired with the release's targets; --tile N tiles; a restored/ folder

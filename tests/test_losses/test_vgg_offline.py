@@ -81,6 +81,7 @@ def _assert_loss_works(loss):
     assert all(not p.requires_grad for p in loss.vgg.parameters())
 
 
+@pytest.mark.integration
 def test_perceptual_loss_uses_weights_in_torch_home(random_vgg19, offline_torch_home, capsys):
     path, features = random_vgg19
     checkpoints = offline_torch_home / 'hub' / 'checkpoints'
@@ -92,6 +93,7 @@ def test_perceptual_loss_uses_weights_in_torch_home(random_vgg19, offline_torch_
     _assert_loss_works(loss)
 
 
+@pytest.mark.integration
 def test_perceptual_loss_uses_basicsr_pretrain_path(random_vgg19, offline_torch_home, capsys):
     """BasicSR's own location, relative to the directory the training is started from."""
     path, features = random_vgg19
@@ -105,6 +107,7 @@ def test_perceptual_loss_uses_basicsr_pretrain_path(random_vgg19, offline_torch_
     _assert_loss_works(loss)
 
 
+@pytest.mark.integration
 def test_without_the_file_perceptual_loss_tries_to_download(offline_torch_home, capsys):
     """Offline and without the file, building the loss fails on the download (outside the tests'
     socket guard: urllib.error.URLError, e.g. '<urlopen error [Errno -2] Name or service not known>')."""

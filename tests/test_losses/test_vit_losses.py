@@ -314,6 +314,7 @@ def test_timm_safetensors_and_plain_state_dict_load(tmp_path):
     assert set(read_checkpoint(tmp_path / 'model.safetensors')) == set(state)
 
 
+@pytest.mark.integration
 def test_missing_and_mismatched_keys_are_named(tmp_path):
     state = _tiny_timm_state()
     broken = {k: v for k, v in state.items() if k != 'blocks.2.attn.proj.weight'}
@@ -351,6 +352,7 @@ def test_feature_grid_follows_image_size():
     assert out.shape == (1, 1 + 3 * 5, 64)
 
 
+@pytest.mark.integration
 def test_as_perceptual_opt_of_stock_srmodel_through_basicsr_train(tmp_path):
     tiny_options(tmp_path / 'percep.yml', name='percep', total_iter=2, **{
         'val:val_freq': 2, 'logger:save_checkpoint_freq': 2,
@@ -466,6 +468,7 @@ def test_finiteness_check_can_be_turned_off():
     assert torch.isnan(value)
 
 
+@pytest.mark.integration
 def test_compile_option_gives_the_eager_values_and_keeps_the_weights_layout():
     eager = tiny_loss(LocalMAEPerceptualLoss, layers=2, mask_ratio=0)
     compiled = tiny_loss(LocalMAEPerceptualLoss, layers=2, mask_ratio=0, compile=True)

@@ -97,6 +97,7 @@ def test_8_bit_rounding_changes_psnr_measurably_on_a_16_bit_image():
     assert abs(exact - eight_bit) > 0.3, (exact, eight_bit)
 
 
+@pytest.mark.integration
 def test_lpips_is_zero_for_identical_images_and_grows_with_distortion(alexnet_dir):
     img = _photo(64)
     assert calculate_lpips(img, img, weights_dir=alexnet_dir) == pytest.approx(0.0, abs=1e-7)
@@ -110,6 +111,7 @@ def test_lpips_is_zero_for_identical_images_and_grows_with_distortion(alexnet_di
         distances[1], abs=1e-6)
 
 
+@pytest.mark.integration
 def test_lpips_network_is_built_once_frozen_and_in_eval(alexnet_dir):
     img = _photo(64)
     lpips_network.cache_clear()

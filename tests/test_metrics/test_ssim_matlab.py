@@ -61,6 +61,7 @@ def _degraded(gt, kind, seed=0):
 
 @pytest.mark.parametrize('kind', ['blur', 'noise'])
 @pytest.mark.parametrize('name', PHOTOS)
+@pytest.mark.integration
 def test_matches_independent_3d_reference_on_photographs(name, kind):
     gt = _photo(name)
     restored = _degraded(gt, kind)

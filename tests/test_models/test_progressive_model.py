@@ -49,6 +49,7 @@ def test_inconsistent_stages_are_refused_at_construction(change, message):
         ProgressiveSchedule({**STAGES, **change})
 
 
+@pytest.mark.integration
 def test_each_stage_trains_on_its_patch_and_batch_size_with_one_window_for_lq_and_gt():
     model = _model()
     seen = []
@@ -82,6 +83,7 @@ def test_without_stages_it_is_srmodel():
     assert model.schedule is None and model.gt.shape == (4, 3, 32, 32)
 
 
+@pytest.mark.integration
 def test_mixup_blends_lq_and_gt_with_one_weight_and_order():
     torch.manual_seed(0)
     model = _model(stages={'gt_size': 32, 'batch_size_per_gpu': 4},
@@ -101,6 +103,7 @@ def test_restormers_model_name_is_registered():
     assert issubclass(ImageCleanModel, ProgressiveSRModel)
 
 
+@pytest.mark.integration
 def test_progressive_stages_run_in_basicsr_train(tmp_path):
     tiny_options(tmp_path / 'prog.yml', name='prog', total_iter=4, **{
         'model_type': 'ImageCleanModel', 'datasets:train:gt_size': 24, 'datasets:train:batch_size_per_gpu': 2,

@@ -185,6 +185,7 @@ def test_bad_clip_norm_is_refused():
 
 
 # --------------------------------------------------------------------------- end to end
+@pytest.mark.integration
 def test_nafnet_recipe_trains_with_basicsr_train(tmp_path):
     options = tiny_options(tmp_path / 'recipe.yml', 'recipe', 4, **{
         'model_type': 'ProgressiveSRModel',

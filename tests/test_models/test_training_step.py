@@ -106,6 +106,7 @@ def test_bad_precision_is_named():
         build_model(model_options(mixed_precision='fp8'))
 
 
+@pytest.mark.integration
 def test_bf16_trains_and_resumes_through_basicsr_train(tmp_path):
     tiny_options(tmp_path / 'bf16.yml', name='bf16', total_iter=4, **{
         'train:mixed_precision': 'bf16', 'train:micro_batches': 2, 'val:mixed_precision': 'bf16',
@@ -139,6 +140,7 @@ def test_fp16_gradients_are_unscaled_before_clipping(monkeypatch):
     assert fp16 == pytest.approx(float32, rel=0.05)  # scaled gradients would be ~65536x larger
 
 
+@pytest.mark.integration
 def test_multi_stage_model_with_micro_batches_logs_every_part_and_equals_the_unsplit_step():
     mprnet = {'type': 'MPRNet', 'n_feat': 8, 'scale_unetfeats': 4, 'scale_orsnetfeats': 4, 'num_cab': 1}
     edge = {'type': 'EdgeLoss', 'loss_weight': 0.05}

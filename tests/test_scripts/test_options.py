@@ -38,6 +38,7 @@ def test_committed_files_are_what_the_generator_writes(tmp_path):
     assert make_options.main(['--check', '--out', str(tmp_path)]) == 1
 
 
+@pytest.mark.integration
 def test_docs_reproduce_page_is_generated_and_checked(tmp_path, capsys):
     page = (REPO / make_options.DOC).read_text()
     assert make_options.render_doc(page) == page, 'run: python scripts/make_options.py'
@@ -164,6 +165,7 @@ def _rooted(dataset, root):
 
 
 @pytest.mark.parametrize('relative', TRAIN_FILES)
+@pytest.mark.integration
 def test_network_losses_and_data_of_every_training_file_build(relative, trees):
     opt = _tiny(relative)
     net = build_network(copy.deepcopy(opt['network_g'])).eval()
@@ -239,6 +241,7 @@ def test_one_iteration_files_cover_each_network_and_loss():
 
 
 @pytest.mark.parametrize('relative', ONE_ITERATION)
+@pytest.mark.integration
 def test_one_training_iteration_through_basicsr_train(relative, trees, tmp_path):
     import torchvision
     opt = _load(relative)
@@ -255,6 +258,7 @@ def test_one_training_iteration_through_basicsr_train(relative, trees, tmp_path)
     assert (tmp_path / 'experiments' / opt['name'] / 'models' / 'net_g_1.pth').is_file()
 
 
+@pytest.mark.integration
 def test_train_test_evaluate_commands_of_a_row_work_together(trees, tmp_path, monkeypatch):
     """The three commands of a row as docs/reproduce.md and the files' headers show them (one source:
     make_options.row_commands), run on tiny data: the names basicsr.test gives its 16-bit results pair

@@ -41,6 +41,7 @@ def swept(tmp_path_factory, lpips_weights):
     return opt, out, argv, pd.main(argv)
 
 
+@pytest.mark.integration
 def test_sweep_writes_a_row_per_weight_and_a_plot(swept):
     _, out, _, code = swept
     assert code == 0
@@ -132,6 +133,7 @@ def test_rerun_changed_archives_and_retrains(swept, tmp_path, monkeypatch, capsy
     assert 'simulated failure' in err and 'exited with status 3' in err
 
 
+@pytest.mark.integration
 def test_failed_run_is_reported_with_its_log_tail(tmp_path, capsys):
     opt = tiny_options(tmp_path / 'tiny.yml', name='broken')
     code = pd.main(['--opt', str(opt), '--weights', '1', '--iters', '2', '--out', str(tmp_path / 'out'),

@@ -358,6 +358,7 @@ def test_8bit_input(tmp_path):
     assert _check_crops_exact(dpdd, out, manifest, np.uint8) == 4 * 3 * (PER_SCENE - DROP)
 
 
+@pytest.mark.integration
 def test_worker_processes_give_the_same_patches(prepared, tmp_path):
     """--workers 2, through the command line, on two splits: train as the in-process run; val by the
     validation setting."""
@@ -376,6 +377,7 @@ def test_worker_processes_give_the_same_patches(prepared, tmp_path):
     assert _check_crops_exact(dpdd, out, _manifest(out, 'val'), np.uint16, 'val') == 4 * 36
 
 
+@pytest.mark.integration
 def test_help_documents_the_rules():
     proc = run(['python', SCRIPT, '--help'], cwd=REPO)
     for flag in ('--rule', 'official', 'split-mean-sobel', 'restormer', '--val-overlap', '--val-patch-size'):

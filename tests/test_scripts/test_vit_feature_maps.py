@@ -144,6 +144,7 @@ def test_pca_rgb_sign_rule_and_degenerate_inputs():
         fmaps.pca_rgb([features], [(3, 4)], percentile=50)
 
 
+@pytest.mark.integration
 def test_grids_of_a_64x96_image_are_4x6(files):
     image = fmaps.read_image(str(files['sharp']))
     assert image.shape == (HEIGHT, WIDTH, 3)
@@ -306,6 +307,7 @@ def test_errors_are_one_line_with_exit_status_2(files, tmp_path, offline_home, c
     assert not out.exists()
 
 
+@pytest.mark.integration
 def test_command_line_exits_2_without_traceback(files, tmp_path):
     argv = _argv(files, tmp_path / 'fig.png', '--no-vgg')
     argv[argv.index('--image') + 1] = str(tmp_path / 'nope.png')

@@ -127,6 +127,7 @@ def test_bad_backbone_kwargs_and_missing_image_are_errors(images, tmp_path):
         vit_similarity.main(missing)
 
 
+@pytest.mark.integration
 def test_command_line_reports_errors_without_traceback(images, tmp_path):
     argv = _argv(images, tmp_path / 'fig.png', point=(500, 5))
     proc = run(['python', REPO / 'scripts' / 'vit_similarity.py', *argv], cwd=tmp_path, check=False)

@@ -78,6 +78,7 @@ def test_save_16bit_writes_the_unrounded_result(tmp_path):
     assert len(np.unique(image)) > 256  # more levels than 8 bits hold
 
 
+@pytest.mark.integration
 def test_all_five_metrics_in_a_basicsr_training_run(tmp_path):
     weights = tmp_path / 'weights'
     weights.mkdir()

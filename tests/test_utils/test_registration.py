@@ -14,6 +14,7 @@ def test_importing_the_plugin_registers_its_classes():
     assert basicsr_vitloss.data.__all__ == ['dpdd_dataset', 'synthetic_dp_dataset']
 
 
+@pytest.mark.integration
 def test_double_import_and_reload_are_harmless(tmp_path):
     # in a subprocess: reloading replaces the class object, which would leak into other tests
     code = ('import importlib, basicsr_vitloss; from basicsr.utils.registry import DATASET_REGISTRY; '
@@ -35,6 +36,7 @@ def test_a_different_class_under_a_taken_name_is_refused():
         DATASET_REGISTRY.register(SyntheticDualPixelDataset)
 
 
+@pytest.mark.integration
 def test_plain_import_basicsr_activates_the_plugin(tmp_path):
     code = ('import sys, basicsr; from basicsr.utils.registry import DATASET_REGISTRY; '
             'assert "basicsr_vitloss" in sys.modules; '
@@ -44,6 +46,7 @@ def test_plain_import_basicsr_activates_the_plugin(tmp_path):
 
 @pytest.mark.parametrize('order', ['import basicsr_vitloss, basicsr', 'import basicsr, basicsr_vitloss',
                                    'import basicsr_vitloss; import basicsr_vitloss'])
+@pytest.mark.integration
 def test_import_orders(tmp_path, order):
     code = f'{order}; from basicsr.utils.registry import DATASET_REGISTRY; print(len(list(DATASET_REGISTRY)))'
     counts = run(['python', '-c', code], cwd=tmp_path).stdout.split()
@@ -57,12 +60,14 @@ def test_startup_hook_costs_nothing_without_basicsr(tmp_path):
     assert 'loaded: [] hook: True' in out
 
 
+@pytest.mark.integration
 def test_hook_can_be_disabled(tmp_path):
     code = 'import sys, basicsr; print("basicsr_vitloss" in sys.modules)'
     out = run(['python', '-c', code], cwd=tmp_path, BASICSR_VITLOSS_DISABLE_HOOK=1).stdout
     assert out.strip() == 'False'
 
 
+@pytest.mark.integration
 def test_dash_m_basicsr_train_is_redirected_only_for_entry_points(tmp_path):
     import basicsr_vitloss_startup as startup
     assert startup.REDIRECTED_ENTRY_POINTS == {'basicsr.train': 'basicsr_vitloss.train',

@@ -56,6 +56,7 @@ def test_bad_tile_options(size, overlap):
         tiled_forward(nn.Identity(), torch.rand(1, 3, 20, 20), size, overlap)
 
 
+@pytest.mark.integration
 def test_validation_runs_tiled_from_options(tmp_path):
     tiny_options(tmp_path / 'tiled.yml', name='tiled', total_iter=2, **{
         'val:val_freq': 2, 'logger:save_checkpoint_freq': 2, 'val:tile': {'size': 16, 'overlap': 4}})
@@ -64,6 +65,7 @@ def test_validation_runs_tiled_from_options(tmp_path):
     assert re.search(r'# psnr: \d+\.\d+', log)
 
 
+@pytest.mark.integration
 def test_validation_takes_the_tiled_path(tmp_path):
     # an invalid tile option fails inside tiled_forward: proof that validation went through it
     tiny_options(tmp_path / 'bad.yml', name='bad', total_iter=2, **{
