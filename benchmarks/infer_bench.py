@@ -54,6 +54,35 @@ def plain_loop(net, files, output, tile, overlap):
         cv2.imwrite(str(Path(output) / (Path(path).stem + '.png')), result)
 
 
+def report(args, network_opt, rows, console_s=None):
+    """Write benchmarks/results/infer_bench.json and .md for what was measured so far (a stopped run keeps it)."""
+    width = network_opt.get('width')
+    data = {'machine': platform.machine(), 'device': 'cpu', 'torch': torch.__version__,
+            'threads': torch.get_num_threads(), 'network': network_opt, 'size': [HEIGHT, WIDTH], 'images': args.images,
+            'repeats': args.repeats, 'rows': rows, 'console_tiled_s': console_s,
+            'console_tiled_images_per_s': args.images / console_s if console_s else None}
+    lines = ['# Inference command: images per second against a plain loop', '',
+             f'{platform.machine()}, cpu, torch {torch.__version__}, {torch.get_num_threads()} threads; '
+             f'{network_opt["type"]} width {width} (options/dpdd_single/nafnet_baseline.yml'
+             f'{", width overridden" if args.width else ""}); {args.images} random {WIDTH}x{HEIGHT} 8-bit PNGs; '
+             f'median of {args.repeats} (I/O row: 9) after a warm-up; '
+             f'`python benchmarks/infer_bench.py --images {args.images} '
+             f'--repeats {args.repeats}{f" --width {args.width}" if args.width else ""}`.', '',
+             '| way | plain loop | restore_files (command core) | command / plain (medians) | (minimums) |',
+             '|---|---|---|---|---|']
+    for row in rows:
+        lines.append(f"| {row['way']} | {row['plain_images_per_s']:.3f} images/s ({row['plain_s']:.1f} s) | "
+                     f"{row['command_images_per_s']:.3f} images/s ({row['command_s']:.1f} s) | {row['ratio']:.3f} | "
+                     f"{row['ratio_of_minimums']:.3f} |")
+    lines += ['', 'Every timing: ' + '; '.join(f"{row['way']}: " + ', '.join(
+        f"{way} " + ' / '.join(f'{t:.1f}' for t in times) for way, times in row['all_s'].items()) + ' s'
+        for row in rows) + '. On a machine shared with other work the minimums are the less disturbed figures.',
+        '', f'Full console command (fresh `python -m basicsr_vitloss.infer`, tiled, start-up and weights '
+              f'included): {console_s:.1f} s for {args.images} images ({args.images / console_s:.3f} images/s).'
+        if console_s else 'Full console command: not measured yet (the run was stopped before it).']
+    write_results('infer_bench', data, lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--images', type=int, default=2)
@@ -115,6 +144,7 @@ def main():
                      'plain_images_per_s': args.images / plain,
                      'command_images_per_s': args.images / command, 'ratio': command / plain,
                      'ratio_of_minimums': best['command'] / best['plain'], 'all_s': timings})
+        report(args, network_opt, rows)
 
     console_out = work / 'console'
     start = time.perf_counter()
@@ -124,30 +154,8 @@ def main():
                    env={**os.environ, **({'OMP_NUM_THREADS': str(args.threads)} if args.threads else {})})
     console_s = time.perf_counter() - start
 
-    width = network_opt.get('width')
-    data = {'machine': platform.machine(), 'device': 'cpu', 'torch': torch.__version__,
-            'threads': torch.get_num_threads(), 'network': network_opt, 'size': [HEIGHT, WIDTH], 'images': args.images,
-            'repeats': args.repeats, 'rows': rows, 'console_tiled_s': console_s,
-            'console_tiled_images_per_s': args.images / console_s}
-    lines = ['# Inference command: images per second against a plain loop', '',
-             f'{platform.machine()}, cpu, torch {torch.__version__}, {torch.get_num_threads()} threads; '
-             f'{network_opt["type"]} width {width} (options/dpdd_single/nafnet_baseline.yml'
-             f'{", width overridden" if args.width else ""}); {args.images} random {WIDTH}x{HEIGHT} 8-bit PNGs; '
-             f'median of {args.repeats} (I/O row: 9) after a warm-up; '
-             f'`python benchmarks/infer_bench.py --images {args.images} '
-             f'--repeats {args.repeats}{f" --width {args.width}" if args.width else ""}`.', '',
-             '| way | plain loop | restore_files (command core) | command / plain (medians) | (minimums) |',
-             '|---|---|---|---|---|']
-    for row in rows:
-        lines.append(f"| {row['way']} | {row['plain_images_per_s']:.3f} images/s ({row['plain_s']:.1f} s) | "
-                     f"{row['command_images_per_s']:.3f} images/s ({row['command_s']:.1f} s) | {row['ratio']:.3f} | "
-                     f"{row['ratio_of_minimums']:.3f} |")
-    lines += ['', 'Every timing: ' + '; '.join(f"{row['way']}: " + ', '.join(
-        f"{way} " + ' / '.join(f'{t:.1f}' for t in times) for way, times in row['all_s'].items()) + ' s'
-        for row in rows) + '. On a machine shared with other work the minimums are the less disturbed figures.',
-        '', f'Full console command (fresh `python -m basicsr_vitloss.infer`, tiled, start-up and weights '
-              f'included): {console_s:.1f} s for {args.images} images ({args.images / console_s:.3f} images/s).']
-    write_results('infer_bench', data, lines)
+    report(args, network_opt, rows, console_s)
+
 
 
 if __name__ == '__main__':
