@@ -27,6 +27,8 @@ import os
 import sys
 import warnings
 
+from basicsr_vitloss.utils.network_options import input_channels
+
 TOLERANCE = 1e-4  # largest max-abs difference to PyTorch accepted by the parity check
 SECOND_SIZE_STEP = (9, 13)  # a dynamic export is also checked at (H + 9, W + 13): other padding, odd sides
 #: tried in this order by --exporter auto: the legacy TorchScript exporter gives dynamic-size models that
@@ -63,15 +65,6 @@ def parse_args(argv=None):
         if getattr(args, name) < 1:
             parser.error(f'--{name} must be a positive integer, got {getattr(args, name)}')
     return args
-
-
-def input_channels(net):
-    """Channels the network takes: those of its first convolution (6 for dual pixel, 3 for one image)."""
-    from basicsr_vitloss.utils.network_options import NetworkOptionsError, input_channels as first_conv_channels
-    try:
-        return first_conv_channels(net)
-    except NetworkOptionsError as error:
-        raise ExportError(str(error)) from None
 
 
 def padding_of(net):

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from basicsr_vitloss.utils.network_options import NetworkOptionsError, input_channels
+
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff')
 VIEW_SUFFIXES = ('_L', '_R')
 MAX_VALUES = {8: 255, 16: 65535}
@@ -56,25 +58,14 @@ class Job:
 # ---------------------------------------------------------------------------------------------- network
 def build_and_load(opt_path, weights, param_key=None, device='cpu'):
     """The options' ``network_g`` built through BasicSR's registry, with ``weights`` loaded, in eval
-    mode on ``device``. Unusable options or weights raise UsageError naming the file."""
+    mode on ``device``. Unusable options raise NetworkOptionsError, unusable weights UsageError, naming the file."""
     from basicsr_vitloss.utils.checkpoints import CheckpointError
-    from basicsr_vitloss.utils.network_options import NetworkOptionsError, build_network_from_options
+    from basicsr_vitloss.utils.network_options import build_network_from_options
     try:
         net = build_network_from_options(opt_path, weights, param_key)
-    except NetworkOptionsError as error:
-        raise UsageError(str(error)) from None
     except CheckpointError as error:
         raise UsageError(f'--weights: {error}') from None
     return net.to(device)
-
-
-def input_channels(net):
-    """The input channel count of ``net``: its first convolution's ``in_channels``."""
-    from basicsr_vitloss.utils.network_options import NetworkOptionsError, input_channels as first_conv_channels
-    try:
-        return first_conv_channels(net)
-    except NetworkOptionsError as error:
-        raise UsageError(str(error)) from None
 
 
 def resolve_device(name):
@@ -285,7 +276,7 @@ def main(argv=None):
         net = build_and_load(args.opt, args.weights, args.param_key, device)
         summary = restore_files(net, args.input, args.output, args.input_right, args.tile, args.tile_overlap,
                                 args.bit_depth, args.mixed_precision, args.overwrite, not args.no_progress)
-    except UsageError as error:
+    except (UsageError, NetworkOptionsError) as error:  # options, weights, inputs, pairing, device
         print(f'basicsr-vitloss-infer: error: {error}', file=sys.stderr)
         return 2
     print(f'{summary.line()} (into {args.output}).')
