@@ -40,6 +40,8 @@ if editable_wheel is not None:
 
 
 EXPORT_REQUIRES = ['onnx>=1.14', 'onnxruntime>=1.16', 'onnxscript>=0.1']
+# basicsr-vitloss-upstream formats with BasicSR's isort / yapf settings; its tests lint with flake8 as BasicSR does
+UPSTREAM_REQUIRES = ['yapf>=0.40', 'isort>=5', 'flake8>=6']
 
 
 def read(name):
@@ -81,7 +83,9 @@ setup(
     extras_require={
         # ONNX export (basicsr-vitloss-export): the exporter, its torch.export backend, the parity check
         'export': EXPORT_REQUIRES,
-        'test': ['pytest>=7', 'ruff>=0.4'] + EXPORT_REQUIRES,  # CI checks the export and the style too
+        # the BasicSR pull request (basicsr-vitloss-upstream)
+        'upstream': UPSTREAM_REQUIRES,
+        'test': ['pytest>=7', 'ruff>=0.4'] + EXPORT_REQUIRES + UPSTREAM_REQUIRES,  # CI checks export, style, upstream
     },
     entry_points={
         'console_scripts': [
@@ -90,6 +94,7 @@ setup(
             'basicsr-vitloss-infer=basicsr_vitloss.infer:main',
             'basicsr-vitloss-export=basicsr_vitloss.export:main',
             'basicsr-vitloss-evaluate=basicsr_vitloss.evaluation.cli:main',
+            'basicsr-vitloss-upstream=basicsr_vitloss.upstream.cli:main',
         ],
     },
     cmdclass={'build_py': BuildPyWithStartupHook,

@@ -72,7 +72,7 @@ def natural_key(name):
 def list_images(folder, what):
     """Sorted image file names in ``folder``; ``what`` names the folder in errors. Hidden names (a
     leading dot) are left out, as BasicSR's ``scandir`` does: the temporary files of an interrupted
-    atomic write (``basicsr_vitloss.utils.atomic_write``) are never listed as images."""
+    atomic write are never listed as images."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(f'{what}: folder {folder} does not exist.')
     names = sorted((n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith('.')

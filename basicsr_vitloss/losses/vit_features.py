@@ -37,7 +37,7 @@ def _timm():
     try:
         import timm
     except ImportError as error:  # pragma: no cover - timm is a dependency
-        raise ImportError('basicsr-vitloss needs timm for the ViT losses: pip install timm') from error
+        raise ImportError('The ViT perceptual losses need timm: pip install timm') from error
     return timm
 
 
@@ -90,8 +90,9 @@ def load_encoder_weights(model, state, source, pos_embed_interpolation='mae'):
         old_side = int(math.isqrt(state['pos_embed'].shape[1] - prefix))
         if old_side * old_side == state['pos_embed'].shape[1] - prefix:
             old = state['pos_embed']
-            state['pos_embed'] = torch.cat([old[:, :prefix], resample_pos_grid(
-                old[:, prefix:], (old_side, old_side), model.patch_embed.grid_size, pos_embed_interpolation)], dim=1)
+            grid = resample_pos_grid(old[:, prefix:], (old_side, old_side), model.patch_embed.grid_size,
+                                     pos_embed_interpolation)
+            state['pos_embed'] = torch.cat([old[:, :prefix], grid], dim=1)
     needed = [k for k in own if not k.startswith(_UNUSED_PREFIXES)]
     missing = [k for k in needed if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -98,6 +98,16 @@ class ProgressiveSRModel(SRModel):
         # a bound method, as torch's LR schedulers expect when they wrap optimizer.step themselves
         self.optimizer_g.step = types.MethodType(clipped_step, self.optimizer_g)
 
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        """BasicSR's optimizers, and AdamW where the installed BasicSR does not build it (basicsr 1.4.2
+        builds only Adam; Restormer, NAFNet and Uformer train with AdamW)."""
+        try:
+            return super().get_optimizer(optim_type, params, lr, **kwargs)
+        except NotImplementedError:
+            if optim_type == 'AdamW':
+                return torch.optim.AdamW(params, lr, **kwargs)
+            raise
+
     def progressive_crop(self, current_iter):
         """Cut the loaded batch down to this stage's batch size and patch size (one random window for
         the whole batch; lq cropped at 1/scale)."""
