@@ -74,8 +74,14 @@ class ProgressiveSRModel(SRModel):
         self.mixup = bool(mixing.get('mixup', False))
         self.mixup_beta = float(mixing.get('mixup_beta', 1.2))
         self.mixup_identity = bool(mixing.get('use_identity', False))
-        if self.is_train and (opt.get('train') or {}).get('use_grad_clip', False):
-            self.clip_gradients_before_step(opt['train'].get('grad_clip_norm', 0.01))
+
+    def setup_optimizers(self):
+        """BasicSR's optimizers; with ``train: use_grad_clip``, clipping is installed here, before the
+        schedulers wrap ``optimizer.step`` (installed later, torch warns that the step was overridden)."""
+        super().setup_optimizers()
+        train_opt = self.opt.get('train') or {}
+        if train_opt.get('use_grad_clip', False):
+            self.clip_gradients_before_step(train_opt.get('grad_clip_norm', 0.01))
 
     def clip_gradients_before_step(self, max_norm):
         """Make ``optimizer_g.step`` clip net_g's global gradient norm to ``max_norm`` first

@@ -42,7 +42,8 @@ def description(change):
         lines.append(f'- `{edit.path}`: import from its replacement instead of `{edit.module}` ({edit.reason}).')
     lines += [f'- `{p}`' for p in code]
     if option_files:
-        lines.append(f'- {len(option_files)} options files under `options/{{train,test}}/{FOLDER}/` and a README there.')
+        lines.append(f'- {len(option_files)} options files under `options/{{train,test}}/{FOLDER}/`, '
+                     'and a README there.')
     lines += ['', '## Why', '']
     if change.compat:
         lines.append('Current releases removed modules BasicSR imports, so `import basicsr` fails on them; the '
