@@ -57,7 +57,7 @@ DEFAULT_CI_CACHE = Path.home() / '.cache' / 'basicsr-vitloss-ci'
 #: command's output is checked against these settings.
 SETUP_CFG_STYLE = """\
 [flake8]
-ignore = 
+ignore =\x20
 \tW503,
 \tW504,
 max-line-length = 120

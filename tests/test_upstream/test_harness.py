@@ -220,9 +220,10 @@ def stock_train_options(name):
         'name': name, 'model_type': 'SRModel', 'scale': 1, 'num_gpu': 1, 'manual_seed': 0,
         'datasets': {
             'train': {'name': 'GoPro', 'type': 'PairedImageDataset', 'dataroot_gt': 'datasets/GoPro/train/target',
-                      'dataroot_lq': 'datasets/GoPro/train/input', 'filename_tmpl': '{}', 'io_backend': {'type': 'disk'},
-                      'gt_size': 256, 'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 6,
-                      'batch_size_per_gpu': 16, 'dataset_enlarge_ratio': 1, 'prefetch_mode': None},
+                      'dataroot_lq': 'datasets/GoPro/train/input', 'filename_tmpl': '{}',
+                      'io_backend': {'type': 'disk'}, 'gt_size': 256, 'use_hflip': True, 'use_rot': True,
+                      'num_worker_per_gpu': 6, 'batch_size_per_gpu': 16, 'dataset_enlarge_ratio': 1,
+                      'prefetch_mode': None},
             'val': {'name': 'GoPro_test', 'type': 'PairedImageDataset', 'dataroot_gt': 'datasets/GoPro/test/target',
                     'dataroot_lq': 'datasets/GoPro/test/input', 'io_backend': {'type': 'disk'}}},
         'network_g': STOCK_NETWORK,
