@@ -310,6 +310,8 @@ def logs(folder, phase='train'):
 #: frame numbers of GOPRO_Large, named <scene>-<6-digit frame>.png
 GOPRO_TRAIN = [('GOPR0372_07_00', 47), ('GOPR0372_07_00', 48), ('GOPR0374_11_00', 1), ('GOPR0378_13_00', 110)]
 GOPRO_TEST = [('GOPR0384_11_00', 1), ('GOPR0862_11_00', 1), ('GOPR0881_11_01', 200)]
+#: HIDE test images as the community ships HIDE beside GoPro (``HIDE/test/{input,target}/``): real names
+HIDE_TEST = ['1fromGOPR0950.png', '3fromGOPR1006.png', '5fromGOPR0863.png']
 
 
 def gopro_name(scene, frame):
@@ -317,19 +319,38 @@ def gopro_name(scene, frame):
     return f'{scene}-{frame:06d}.png'
 
 
-def make_gopro(root, train=2, test=2, size=(64, 64), crops=True, seed=0):
+def _blurred_pair(rng, height, width):
+    """(blurred, sharp) 8-bit BGR arrays: a smooth random picture with edges, blurred horizontally."""
+    import cv2
+    import numpy as np
+    small = rng.random((height // 8 + 1, width // 8 + 1, 3))
+    sharp = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)  # blocks: edges
+    sharp = (np.clip(sharp * 0.8 + rng.random((height, width, 3)) * 0.2, 0, 1) * 255).astype(np.uint8)
+    return cv2.blur(sharp, (9, 1), borderType=cv2.BORDER_REFLECT), sharp
+
+
+def make_gopro(root, train=2, test=2, size=(64, 64), crops=True, hide=2, seed=0):
     """Write a tiny GoPro in the community layout under ``root`` and return ``root / 'GoPro'``:
     ``GoPro/{train,test}/{input,target}/<scene>-<frame>.png`` (``train`` / ``test`` pairs, at most 4 / 3,
     names from GOPRO_TRAIN / GOPRO_TEST), 8-bit RGB PNGs of ``size`` (H, W); the target is a smooth
     random picture with edges, the input the same picture blurred horizontally (a 9-pixel box: motion
     blur). With ``crops`` also ``GoPro/train/{input,target}_crops/<stem>_0.png`` (one whole-image crop
-    per pair, as scripts/prepare_gopro.py --crop names them): the plugin's GoPro options train on those."""
+    per pair, as scripts/prepare_gopro.py --crop names them): the plugin's GoPro options train on those.
+    With ``hide`` (at most 3) also ``root/HIDE/test/{input,target}/<n>fromGOPR<nnnn>.png`` (HIDE's real
+    names, same kind of pairs): the plugin's GoPro test options restore HIDE too."""
     import cv2
     import numpy as np
     rng = np.random.default_rng(seed)
     height, width = size
-    base = root = Path(root)
-    gopro = base / 'GoPro'
+    root = Path(root)
+    gopro = root / 'GoPro'
+    if hide > len(HIDE_TEST):
+        raise ValueError(f'at most {len(HIDE_TEST)} HIDE pairs, not {hide}')
+    for name in HIDE_TEST[:hide]:
+        blurred, sharp = _blurred_pair(rng, height, width)
+        for folder, image in (('input', blurred), ('target', sharp)):
+            (root / 'HIDE' / 'test' / folder).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / 'HIDE' / 'test' / folder / name), image)
     folders = ['train/input', 'train/target', 'test/input', 'test/target']
     if crops:
         folders += ['train/input_crops', 'train/target_crops']
@@ -339,10 +360,7 @@ def make_gopro(root, train=2, test=2, size=(64, 64), crops=True, seed=0):
         if count > len(names):
             raise ValueError(f'at most {len(names)} {split} pairs, not {count}')
         for scene, frame in names[:count]:
-            small = rng.random((height // 8 + 1, width // 8 + 1, 3))
-            sharp = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)  # blocks: edges
-            sharp = (np.clip(sharp * 0.8 + rng.random((height, width, 3)) * 0.2, 0, 1) * 255).astype(np.uint8)
-            blurred = cv2.blur(sharp, (9, 1), borderType=cv2.BORDER_REFLECT)
+            blurred, sharp = _blurred_pair(rng, height, width)
             name = gopro_name(scene, frame)
             cv2.imwrite(str(gopro / split / 'target' / name), sharp)
             cv2.imwrite(str(gopro / split / 'input' / name), blurred)

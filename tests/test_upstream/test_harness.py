@@ -361,9 +361,40 @@ def test_data_generators_write_the_release_layouts(tmp_path):
     assert lq.shape == gt.shape == (64, 64, 3) and lq.dtype == 'uint8' and (lq != gt).any()
     assert lq.std() < gt.std()  # blurred
     assert sorted(p.name for p in (gopro / 'train' / 'input_crops').iterdir())[0] == 'GOPR0372_07_00-000047_0.png'
+    assert sorted(p.name for p in (tmp_path / 'HIDE' / 'test' / 'target').iterdir()) == bt.HIDE_TEST[:2]
 
     root = bt.make_dpdd(tmp_path / 'datasets')
     gt = cv2.imread(str(next((root / 'DPDD' / 'test_c' / 'target').iterdir())), cv2.IMREAD_UNCHANGED)
     assert gt.dtype == 'uint16' and gt.shape == (64, 64, 3)
     assert len(list((root / 'DPDD_crops' / 'train' / 'inputL_crops').iterdir())) == 2
     assert len(list((root / 'DPDD' / 'val_l' / 'source').iterdir())) == 1
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize('relative', ['options/dpdd_dual/nafnet_local.yml', 'options/dpdd_single/dpdnet_global.yml',
+                                      'options/gopro/uformer_vgg.yml'])
+def test_tiny_plugin_options_run_with_the_plugin(relative, tmp_path):
+    """tiny_overrides + make_dpdd / make_gopro + write_vgg19_weights give runnable options: checked here
+    with the plugin installed (``python -m basicsr.train`` / ``basicsr.test``, outputs under the current
+    directory), so that a failure of the same options in an upstream tree is the tree's, not the harness's."""
+    from conftest import REPO, run
+    data = tmp_path / 'datasets'
+    bt.make_dpdd(data)
+    bt.make_gopro(data)
+    train_opt = bt.tiny_overrides(yaml.safe_load((REPO / relative).read_text()), data)
+    if train_opt['train']['perceptual_opt']['type'] == 'PerceptualLoss':
+        bt.write_vgg19_weights(tmp_path)
+    start = time.perf_counter()
+    run(['python', '-m', 'basicsr.train', '-opt', bt.write_options(train_opt, tmp_path / 'train.yml')], cwd=tmp_path)
+    seconds = time.perf_counter() - start
+    experiment = tmp_path / 'experiments' / train_opt['name']
+    log = bt.logs(experiment, 'train')
+    assert len(bt.log_losses(log, 'l_pix')) == 2 and len(bt.log_losses(log, 'l_percep')) == 2, log[-3000:]
+    assert '# psnr:' in log and (experiment / 'models' / 'net_g_latest.pth').is_file()
+    test_opt = bt.tiny_overrides(yaml.safe_load((REPO / 'options' / 'test' / relative[len('options/'):]).read_text()),
+                                 data)
+    run(['python', '-m', 'basicsr.test', '-opt', bt.write_options(test_opt, tmp_path / 'test.yml')], cwd=tmp_path)
+    for dataset in test_opt['datasets'].values():  # GoPro: GoPro and HIDE
+        folder = tmp_path / 'results' / test_opt['name'] / 'visualization' / dataset['name']
+        assert len(list(folder.glob('*.png'))) == 2, folder
+    print(f'\n{relative} tiny with the plugin: train.py 2 iterations {seconds:.1f} s')
