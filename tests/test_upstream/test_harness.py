@@ -382,10 +382,14 @@ def test_tiny_plugin_options_run_with_the_plugin(relative, tmp_path):
     bt.make_dpdd(data)
     bt.make_gopro(data)
     train_opt = bt.tiny_overrides(yaml.safe_load((REPO / relative).read_text()), data)
-    if train_opt['train']['perceptual_opt']['type'] == 'PerceptualLoss':
-        bt.write_vgg19_weights(tmp_path)
+    vgg = bt.write_vgg19_weights(tmp_path) if train_opt['train']['perceptual_opt']['type'] == 'PerceptualLoss' else None
     start = time.perf_counter()
-    run(['python', '-m', 'basicsr.train', '-opt', bt.write_options(train_opt, tmp_path / 'train.yml')], cwd=tmp_path)
+    try:
+        run(['python', '-m', 'basicsr.train', '-opt', bt.write_options(train_opt, tmp_path / 'train.yml')],
+            cwd=tmp_path)
+    finally:
+        if vgg is not None:
+            vgg.unlink()  # 575 MB: not left in pytest's kept temporary folders
     seconds = time.perf_counter() - start
     experiment = tmp_path / 'experiments' / train_opt['name']
     log = bt.logs(experiment, 'train')
