@@ -195,18 +195,35 @@ def pristine_tree(dest):
     return dest
 
 
-def prepare_git_checkout(tree, sha='unknown'):
-    """Make a git checkout of BasicSR importable without installing it: write ``basicsr/version.py`` as
-    BasicSR's setup.py (``write_version_py``) does: a generated-file header with the time,
-    ``__version__`` from the checkout's VERSION file, ``__gitsha__`` (``sha``; setup.py uses
-    ``git rev-parse HEAD``[:7] or 'unknown') and ``version_info`` (numeric parts as ints, others as
-    strings). An existing version.py is left alone. Returns the version string."""
+def git_sha(tree):
+    """The short commit id BasicSR's setup.py (``get_hash``) records: ``git rev-parse HEAD``[:7] when
+    ``tree/.git`` exists (empty if git fails), else 'unknown'."""
+    if not (Path(tree) / '.git').exists():
+        return 'unknown'
+    try:
+        out = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=tree, capture_output=True, text=True).stdout
+    except OSError:
+        return 'unknown'
+    return out.strip()[:7]
+
+
+def prepare_git_checkout(tree, sha=None):
+    """Make a git checkout of BasicSR (master has no ``basicsr/version.py``: its setup.py writes it at
+    install time) importable from the tree without installing it, and return the version string.
+
+    Writes ``tree/basicsr/version.py`` with the content BasicSR's setup.py (``write_version_py``) gives
+    it: the header ``# GENERATED VERSION FILE`` / ``# TIME: <time.asctime()>``, ``__version__`` = the
+    stripped text of ``tree/VERSION``, ``__gitsha__`` = ``sha`` (default ``git_sha(tree)``, as setup.py)
+    and ``version_info`` = the dot-separated parts, digits as ints and others as strings
+    ('1.5.0rc1' -> ``(1, 5, "0rc1")``). An existing version.py is left unchanged (a pristine sdist
+    tree has the released one). FileNotFoundError if ``tree/VERSION`` is missing."""
     import time
     tree = Path(tree)
     target = tree / 'basicsr' / 'version.py'
     version = (tree / 'VERSION').read_text().strip()
     if target.exists():
         return version
+    sha = git_sha(tree) if sha is None else sha
     info = ', '.join(part if part.isdigit() else f'"{part}"' for part in version.split('.'))
     target.write_text(f"# GENERATED VERSION FILE\n# TIME: {time.asctime()}\n__version__ = '{version}'\n"
                       f"__gitsha__ = '{sha}'\nversion_info = ({info})\n")

@@ -96,7 +96,22 @@ def test_prepare_git_checkout_writes_version_py_as_basicsrs_setup_py(tmp_path):
     bt.prepare_git_checkout(tree)
     namespace = {}
     exec((tree / 'basicsr' / 'version.py').read_text(), namespace)
-    assert namespace['version_info'] == (1, 5, '0rc1') and namespace['__gitsha__'] == 'unknown'
+    assert namespace['version_info'] == (1, 5, '0rc1') and namespace['__gitsha__'] == 'unknown'  # no .git
+
+
+def test_prepare_git_checkout_records_the_commit_as_setup_py_does(tmp_path):
+    import subprocess
+    tree = bt.pristine_tree(tmp_path / 'BasicSR')
+    (tree / 'basicsr' / 'version.py').unlink()  # as in a checkout of master
+    git = ['git', '-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false']
+    subprocess.run(['git', 'init', '-q'], cwd=tree, check=True)
+    subprocess.run([*git, 'add', '-A'], cwd=tree, check=True)
+    subprocess.run([*git, 'commit', '-qm', 'tree'], cwd=tree, check=True)
+    head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=tree, capture_output=True, text=True).stdout.strip()
+    assert bt.prepare_git_checkout(tree) == bt.BASICSR_VERSION
+    namespace = {}
+    exec((tree / 'basicsr' / 'version.py').read_text(), namespace)
+    assert namespace['__gitsha__'] == head[:7] and namespace['version_info'] == (1, 4, 2)
 
 
 def test_the_plugin_is_importable_here_so_blocking_it_means_something():
