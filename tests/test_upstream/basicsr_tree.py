@@ -15,8 +15,9 @@ WHERE OUTPUTS LAND (basicsr 1.4.2's train.py / test.py compute ``root_path`` fro
 folder above ``basicsr/``, i.e. the TREE, whatever the current directory):
 
 - training: ``TREE/experiments/<name>/`` holds ``train_<name>_<time>.log``, the options file copy,
-  ``models/net_g_<iter>.pth`` and ``models/net_g_latest.pth`` (written at the end of training),
-  ``training_states/<iter>.state``, ``visualization/`` (val images when ``save_img``); an existing
+  ``models/net_g_<iter>.pth`` and ``training_states/<iter>.state`` every ``save_checkpoint_freq``,
+  ``models/net_g_latest.pth`` (always, at the end of training; keys ``params`` and, with EMA,
+  ``params_ema``), ``visualization/<image>/<image>_<iter>.png`` (val images, with ``save_img``); an existing
   ``experiments/<name>`` is renamed to ``<name>_archived_<time>`` first. ``TREE/tb_logger/<name>/``
   only with ``use_tb_logger: true``.
 - testing: ``TREE/results/<name>/`` holds ``test_<name>_<time>.log`` and
@@ -40,7 +41,6 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 RUNNER = HERE / 'run_without_plugin.py'
 
 #: the BasicSR release the harness builds trees of

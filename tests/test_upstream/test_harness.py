@@ -295,7 +295,7 @@ def test_stock_1_4_2_with_the_import_fixed_trains_and_tests_on_community_gopro(f
     assert len(losses) == 2 and all(value > 0 for value in losses), log[-3000:]
     assert 'End of training' in log and '# psnr:' in log
     checkpoint = experiment / 'models' / 'net_g_latest.pth'
-    assert (experiment / 'models' / 'net_g_2.pth').is_file()
+    assert (experiment / 'models' / 'net_g_2.pth').is_file() and (experiment / 'training_states' / '2.state').is_file()
     state = torch.load(checkpoint, map_location='cpu', weights_only=True)
     assert set(state) == {'params', 'params_ema'}  # ema_decay 0.999: both, as BasicSR saves them
     net = EDSR(**{k: v for k, v in train_opt['network_g'].items() if k != 'type'})
