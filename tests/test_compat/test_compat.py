@@ -277,7 +277,8 @@ def test_replaced_attributes_lists_every_patch_and_its_replacements():
     patches = compat.patches()
     assert {row.patch for row in rows if row.kind in ('fix', 'feature')} == set(patches)
     features = {name for name, patch in patches.items() if patch.kind == 'feature'}
-    assert features == {'tiled_validation', 'float_validation', 'training_setup', 'training_step'}
+    assert features == {'registry_coexistence', 'tiled_validation', 'float_validation', 'training_setup',
+                        'training_step'}
     for name in features:  # each enable_* function applied its feature, and every attribute it declares
         assert all(row.applied for row in rows if row.patch == name), name
     if basicsr.__version__ == '1.4.2':
