@@ -373,3 +373,12 @@ for w in caught:
     assert 'BASICSR_VITLOSS_DISABLE_HOOK=1' in warning[0]
     keyerror = [line for line in proc.stdout.splitlines() if line.startswith('KEYERROR')]
     assert keyerror and "No object named 'LocalMAEPerceptualLoss'" in keyerror[0]  # BasicSR's KeyError
+
+
+def test_docs_compat_table_is_the_generated_one():
+    """docs/compat.md holds ``check_install.py --replaced-markdown`` for this process's replacements; regenerate it
+    with that command when a patch changes."""
+    from conftest import REPO, load_script
+    rows = [row._asdict() for row in compat.replaced_attributes()]
+    table = load_script('check_install').replaced_markdown(rows)
+    assert table in (REPO / 'docs' / 'compat.md').read_text(encoding='utf-8')
