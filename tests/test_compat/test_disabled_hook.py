@@ -1,5 +1,4 @@
 """``BASICSR_VITLOSS_DISABLE_HOOK=1``: ``import basicsr`` runs BasicSR alone; only the legacy-module finder stays."""
-import importlib.machinery
 import json
 
 import pytest
@@ -33,14 +32,16 @@ def resolve(attribute):
 
 attributes = json.loads(sys.argv[1])
 marked = {a: getattr(resolve(a), '__basicsr_vitloss_patch__', None) for a in attributes}
-plugin_entries = [f'{name}:{key}' for name in ('ARCH_REGISTRY', 'DATASET_REGISTRY', 'LOSS_REGISTRY', 'METRIC_REGISTRY',
-                                              'MODEL_REGISTRY')
-                  for key, obj in getattr(registry, name) if getattr(obj, '__module__', '').startswith('basicsr_vitloss')]
+REGISTRIES = ('ARCH_REGISTRY', 'DATASET_REGISTRY', 'LOSS_REGISTRY', 'METRIC_REGISTRY', 'MODEL_REGISTRY')
+plugin_entries = [f'{name}:{key}' for name in REGISTRIES for key, obj in getattr(registry, name)
+                  if getattr(obj, '__module__', '').startswith('basicsr_vitloss')]
+plugin_modules = sorted(m for m in sys.modules if m.startswith('basicsr_vitloss') and m != 'basicsr_vitloss_startup')
 print('RESULT', json.dumps({
-    'plugin_modules': sorted(m for m in sys.modules if m.startswith('basicsr_vitloss') and m != 'basicsr_vitloss_startup'),
+    'plugin_modules': plugin_modules,
     'plugin_entries': plugin_entries,
     'marked': {a: m for a, m in marked.items() if m},
-    'loader': type(basicsr.__loader__).__name__, 'spec_loader': type(basicsr.__spec__.loader).__name__,
+    'loader': type(basicsr.__loader__).__name__,
+    'spec_loader': type(basicsr.__spec__.loader).__name__,
     'train_spec_loader': type(sys.modules['basicsr.train'].__spec__.loader).__name__,
     'replaced': {k: patch for k, (obj, patch) in startup.REPLACED.items()},
     'registry_get': registry.Registry.get.__module__}))
@@ -81,6 +82,7 @@ def test_the_same_check_sees_an_active_plugin(tmp_path):
 
 def test_activating_loader_delegates_to_the_real_loader(tmp_path, monkeypatch):
     """Attributes the wrapper does not define (is_package, get_filename, resource readers) are the real loader's."""
+    import importlib.machinery
     import importlib.util
     import sys
     # this checkout's hook (the process imported the installed copy through the .pth before the cwd was on sys.path)
