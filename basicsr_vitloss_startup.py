@@ -16,7 +16,12 @@ If activating the plugin fails (an exception while importing ``basicsr_vitloss``
 still succeeds: a RuntimeWarning names the error, where it was raised and the switch below, and BasicSR
 runs without the plugin (``type:`` names of plugin classes are then unknown to its registries).
 
-Set ``BASICSR_VITLOSS_DISABLE_HOOK=1`` to switch the hook off.
+Set ``BASICSR_VITLOSS_DISABLE_HOOK=1`` to switch the hook off. Then ``import basicsr`` does not import
+``basicsr_vitloss``: no plugin class is registered, no BasicSR attribute is replaced and ``python -m
+basicsr.train`` runs BasicSR's own entry point. What stays active is ``LegacyModuleFinder`` alone (basicsr
+1.4.2 does not import at all without it on current torchvision / Python); it only supplies modules that
+are missing, and ``REPLACED`` then holds only its ``legacy_modules`` entries. An explicit ``import
+basicsr_vitloss`` still activates the whole plugin.
 
 Every replacement made here is recorded in ``REPLACED``; ``basicsr_vitloss.compat.replaced_attributes()``
 lists it with the package's own replacements. This module imports nothing of ``basicsr_vitloss``.
@@ -191,6 +196,9 @@ class _PluginActivatingLoader:
             return
         _redirect_entry_point()
 
+    def __getattr__(self, name):  # get_resource_reader, is_package, ... of the real loader
+        return getattr(self.loader, name)
+
 
 def _raised_at(error):
     """``file:line`` where ``error`` was raised (import machinery frames skipped)."""
@@ -208,9 +216,6 @@ def _warn_not_activated(error):
                   "python -m basicsr.train / basicsr.test run BasicSR's own entry points. Repair or reinstall "
                   f'basicsr-vitloss, or set {DISABLE_VARIABLE}=1 to switch its startup hook off.',
                   RuntimeWarning, stacklevel=2)
-
-    def __getattr__(self, name):  # get_resource_reader, is_package, ... of the real loader
-        return getattr(self.loader, name)
 
 
 class BasicSRImportHook:

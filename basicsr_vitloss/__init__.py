@@ -23,6 +23,8 @@ import basicsr  # noqa: E402,F401
 from . import compat  # noqa: E402
 
 compat.apply_all()
+compat.coexistence.enable_registry_coexistence()  # names shared with other BasicSR code; before registering
+
 
 from . import archs, data, losses, metrics, models  # noqa: E402,F401  (registration)
 from .utils.float_validation import enable_float_validation  # noqa: E402

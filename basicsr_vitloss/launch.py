@@ -15,7 +15,7 @@ import yaml
 from basicsr.utils import registry
 
 from .utils.distributed import init_dist
-from .utils.registration import unknown_name_message
+from .utils.registration import PLUGIN_SUFFIX, plugin_type_name, unknown_name_message
 
 
 def _arguments(argv):
@@ -60,11 +60,18 @@ def registered_types(opt):
     return found
 
 
+def _plugin_suffixed(reg, name):
+    """Whether ``name`` is ``<Name>_vitloss`` of a plugin object (registered under either key)."""
+    suffix = f'_{PLUGIN_SUFFIX}'
+    return isinstance(name, str) and name.endswith(suffix) and \
+        plugin_type_name(reg, name[:-len(suffix)]) is not None
+
+
 def check_types(opt, path):
     """Raise a KeyError naming the file, the key and the closest registered names for the first
     ``type:`` that no registry holds."""
     for key, reg, name in registered_types(opt):
-        if name not in reg and f'{name}_basicsr' not in reg:
+        if name not in reg and f'{name}_basicsr' not in reg and not _plugin_suffixed(reg, name):
             raise KeyError(f'{path}: {key}: {unknown_name_message(reg, name)}')
 
 

@@ -8,6 +8,9 @@ GoPro), a loss setting (baseline, vgg, local, global) and, for the ablations, on
 loss. A common setting is changed once here and the files are regenerated; tests/test_scripts/test_options.py
 fails when the committed files differ from what this script writes. ``--check`` only compares.
 
+Each file's header also says which of its keys and ``type:`` names need basicsr-vitloss and what stock BasicSR
+does without it (``basicsr_vitloss.utils.plugin_keys``: ignore the key silently, fail at the type).
+
 The same run rewrites the generated part of docs/reproduce.md (between its REPRODUCE_BEGIN and
 REPRODUCE_END markers): the three commands of a row and the table of experiments, options files and
 the paper's numbers; ``--check`` reports it when it is out of date. A network name that is not one of
@@ -576,6 +579,17 @@ def render_doc(current):
     return current[:begin + len(DOC_BEGIN)] + '\n' + doc_part() + current[end:]
 
 
+def plugin_line(opt):
+    """The header line naming the keys and types of ``opt`` that need the plugin (this checkout's plugin)."""
+    root = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    import basicsr_vitloss  # noqa: F401  (registers the plugin's types: the registries say which are the plugin's)
+    from basicsr_vitloss.utils.plugin_keys import summary
+    line = summary(opt)
+    return f'# {line}\n' if line else ''
+
+
 def dump(opt):
     return yaml.safe_dump(opt, sort_keys=False, default_flow_style=None, width=110)
 
@@ -597,9 +611,10 @@ def generate():
                 test_file = f'options/test/{grid}/{net}_{loss}.yml'
                 head = header(grid, net, loss, 'train')
                 runs = commands(grid, net, loss, train_file, test_file)
-                files[train_file] = head + runs + dump(train_options(grid, net, loss))
+                train_opt, test_opt = train_options(grid, net, loss), test_options(grid, net, loss)
+                files[train_file] = head + runs + plugin_line(train_opt) + dump(train_opt)
                 test_head = header(grid, net, loss, 'test')
-                files[test_file] = test_head + runs + dump(test_options(grid, net, loss))
+                files[test_file] = test_head + runs + plugin_line(test_opt) + dump(test_opt)
     headline, grid, net, loss = HEADLINE
     files[f'options/{headline}'] = files[f'options/{grid}/{net}_{loss}.yml']
     for loss, (change, what) in AUTHORS_CODE.items():
@@ -611,13 +626,14 @@ def generate():
                    f'network (DPDNet, dual-pixel DPDD): {what}.')
         head[2] = (f"# The paper's setting is options/dpdd_dual/dpdnet_{loss}.yml; the paper reports no numbers for "
                    'the code variant.')
-        files[path] = '\n'.join(head) + f'# Train: python -m basicsr.train -opt {path}\n' + dump(opt)
+        files[path] = ('\n'.join(head) + f'# Train: python -m basicsr.train -opt {path}\n' + plugin_line(opt)
+                       + dump(opt))
     for key, values in ABLATIONS.items():
         for value in values:
             name, path = ablation_name(key, value)
             opt = train_options('dpdd_dual', 'dpdnet', 'local', name=name, vit_change={key: value})
             files[path] = (header('dpdd_dual', 'dpdnet', 'local', 'train', ablation=(key, value))
-                           + f'# Train: python -m basicsr.train -opt {path}\n' + dump(opt))
+                           + f'# Train: python -m basicsr.train -opt {path}\n' + plugin_line(opt) + dump(opt))
     return files
 
 

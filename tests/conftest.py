@@ -62,8 +62,12 @@ def lpips_weights(tmp_path_factory):
 
 
 def subprocess_env(**extra):
+    """The environment of a test subprocess: offline, the hook on, and this checkout first on ``PYTHONPATH`` so that
+    its ``basicsr_vitloss`` and ``basicsr_vitloss_startup`` (imported by the installed ``.pth``) are the ones run,
+    not an installed copy."""
     env = dict(os.environ)
     env.update(OFFLINE_ENV)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (str(REPO), env.get('PYTHONPATH', '')) if p)
     env.pop('BASICSR_VITLOSS_DISABLE_HOOK', None)
     env['PYTHONWARNINGS'] = 'default'
     env.update({k: str(v) for k, v in extra.items()})

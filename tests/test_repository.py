@@ -38,3 +38,14 @@ def test_relative_links_point_at_files(page):
         if not (path.parent / target.split('#')[0]).exists():
             missing.append(target)
     assert not missing, f'{page}: links to missing files: {missing}'
+
+
+def test_licence_file_is_the_licence_setup_declares():
+    """LICENSE holds the full text of the licence setup.py declares, and the docs link to it."""
+    declared = re.search(r"license='([^']+)'", (REPO / 'setup.py').read_text()).group(1)
+    assert declared == 'Apache-2.0'
+    text = (REPO / 'LICENSE').read_text(encoding='utf-8')
+    assert text.lstrip().startswith('Apache License\n                           Version 2.0, January 2004')
+    assert 'END OF TERMS AND CONDITIONS' in text and len(text) > 10000  # the full text, not a notice
+    assert '(LICENSE)' in (REPO / 'README.md').read_text()
+    assert '../LICENSE' in (REPO / 'docs' / 'licences.md').read_text()

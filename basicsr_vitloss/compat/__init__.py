@@ -7,9 +7,9 @@ attributes, declared with the attributes it replaces:
 - a *fix* (``@compat_fix(needed, replaces=...)``, one module of this package each) mends a problem
   of stock BasicSR; ``apply_all()`` applies it only when ``needed()`` says the installed BasicSR still
   has the problem (checked on its source or behaviour), so it disappears when BasicSR is fixed;
-- a *feature* (``@basicsr_feature(name, replaces=...)``: ``enable_tiled_validation``,
-  ``enable_float_validation``, ``enable_training_setup``, ``enable_training_step``) adds option keys;
-  the package applies each once when it is imported.
+- a *feature* (``@basicsr_feature(name, replaces=...)``: ``enable_registry_coexistence``,
+  ``enable_tiled_validation``, ``enable_float_validation``, ``enable_training_setup``,
+  ``enable_training_step``) adds a rule or option keys; the package applies each once when it is imported.
 
 A patch sets attributes only through ``replace()``, which refuses an attribute the patch did not
 declare, tags the replacement with the patch's name (``MARK``) and the attribute it replaced
@@ -209,6 +209,7 @@ def applied_fixes():
 # One module per fix; importing it declares the fix. The order is the order apply_all() applies them.
 from . import registry_hints, distributed, atomic_checkpoints, checkpoint_hints, resume  # noqa: E402,F401
 from . import perceptual_l2, paired_flip, niqe_small_images  # noqa: E402,F401
+from . import coexistence  # noqa: E402,F401  (a feature: applied by the package before it registers anything)
 
 __all__ = ['MARK', 'Patch', 'Replacement', 'compat_fix', 'basicsr_feature', 'replace', 'source', 'is_original',
            'resolve', 'replaced_attributes', 'recorded_replacements', 'patches', 'apply_all', 'applied_fixes']

@@ -40,8 +40,12 @@ def _key_layout(keys, signatures=None):
 
 
 def _registered_archs(signature):
+    """The ``type:`` names that build the plugin's architectures of ``signature`` (``Name_vitloss`` where other
+    code holds ``Name``)."""
     from basicsr.utils.registry import ARCH_REGISTRY
-    return [name for name in signature['archs'] if name in ARCH_REGISTRY]
+    from basicsr_vitloss.utils.registration import plugin_type_name
+    names = (plugin_type_name(ARCH_REGISTRY, name) for name in signature['archs'])
+    return [name for name in names if name is not None]
 
 
 def _shape(tensor):

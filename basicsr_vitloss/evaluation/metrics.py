@@ -42,8 +42,9 @@ def matlab_ssim_function():
     """BasicSR's METRIC_REGISTRY entry calculate_ssim_matlab (basicsr_vitloss.metrics.ssim_matlab_metric)."""
     import basicsr_vitloss.metrics  # noqa: F401  (registers the plugin's metrics)
     from basicsr.utils.registry import METRIC_REGISTRY
+    from basicsr_vitloss.utils.registration import plugin_class
     try:
-        return METRIC_REGISTRY.get('calculate_ssim_matlab')
+        return plugin_class(METRIC_REGISTRY, 'calculate_ssim_matlab')  # the plugin's, also if the name is shared
     except KeyError:
         raise EvaluateError('--ssim matlab needs the metric calculate_ssim_matlab '
                             '(basicsr_vitloss/metrics/ssim_matlab_metric.py), which this installation lacks; '

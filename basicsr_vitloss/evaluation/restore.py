@@ -95,7 +95,7 @@ def restore(args):
     if args.tile < 0 or (args.tile and not 0 <= args.tile_overlap < args.tile):
         raise EvaluateError(f'--tile {args.tile} --tile-overlap {args.tile_overlap}: need tile >= 0 '
                             f'(0 = whole image) and 0 <= overlap < tile.')
-    if args.pairing_given and dataset_opt.get('type') in DPDD_DATASET_TYPES:
+    if args.pairing_given and str(dataset_opt.get('type')).removesuffix('_vitloss') in DPDD_DATASET_TYPES:
         dataset_opt['pairing'] = args.pairing
     try:
         net = build_network(opt['network_g'])

@@ -277,7 +277,8 @@ def test_replaced_attributes_lists_every_patch_and_its_replacements():
     patches = compat.patches()
     assert {row.patch for row in rows if row.kind in ('fix', 'feature')} == set(patches)
     features = {name for name, patch in patches.items() if patch.kind == 'feature'}
-    assert features == {'tiled_validation', 'float_validation', 'training_setup', 'training_step'}
+    assert features == {'registry_coexistence', 'tiled_validation', 'float_validation', 'training_setup',
+                        'training_step'}
     for name in features:  # each enable_* function applied its feature, and every attribute it declares
         assert all(row.applied for row in rows if row.patch == name), name
     if basicsr.__version__ == '1.4.2':
@@ -372,3 +373,12 @@ for w in caught:
     assert 'BASICSR_VITLOSS_DISABLE_HOOK=1' in warning[0]
     keyerror = [line for line in proc.stdout.splitlines() if line.startswith('KEYERROR')]
     assert keyerror and "No object named 'LocalMAEPerceptualLoss'" in keyerror[0]  # BasicSR's KeyError
+
+
+def test_docs_compat_table_is_the_generated_one():
+    """docs/compat.md holds ``check_install.py --replaced-markdown`` for this process's replacements; regenerate it
+    with that command when a patch changes."""
+    from conftest import REPO, load_script
+    rows = [row._asdict() for row in compat.replaced_attributes()]
+    table = load_script('check_install').replaced_markdown(rows)
+    assert table in (REPO / 'docs' / 'compat.md').read_text(encoding='utf-8')

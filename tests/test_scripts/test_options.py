@@ -125,6 +125,26 @@ def test_every_file_parses_with_basicsrs_option_parser(relative, tmp_path, monke
         assert f'{expected[0]:g}' in header and make_options.GRIDS[grid][3] in header
 
 
+@pytest.mark.parametrize('relative', TRAIN_FILES + TEST_FILES)
+def test_every_header_names_what_needs_the_plugin(relative):
+    """The header line lists each plugin-only key and plugin type the file uses (basicsr_vitloss.utils.plugin_keys),
+    with what stock BasicSR does without the plugin."""
+    from basicsr_vitloss.utils.plugin_keys import needs_plugin
+    header = (REPO / relative).read_text().split('\nname:')[0]
+    [line] = [line for line in header.splitlines() if line.startswith('# Needs basicsr-vitloss: ')]
+    needs = needs_plugin(_load(relative))
+    assert needs['types'] and needs['keys']  # every generated file needs the plugin
+    for use in needs['types']:
+        assert use.name in line, (relative, use)
+    for use in needs['keys']:
+        assert use.path in line, (relative, use)
+    assert '(stock BasicSR fails: unknown type)' in line and '(stock BasicSR ignores them silently)' in line
+    opt = _load(relative)
+    assert opt['network_g']['type'] in line and 'recipe_gpus' in line
+    if opt['model_type'] == 'MultiStageModel' and not relative.startswith('options/test/'):
+        assert 'train:edge_opt' in line
+
+
 def _tiny(relative):
     """The file's options with its network at the tiny width its header names (TINY_NETWORK)."""
     opt = _load(relative)

@@ -26,14 +26,15 @@ def test_double_import_and_reload_are_harmless(tmp_path):
     assert run(['python', '-c', code], cwd=tmp_path).stdout.strip() == '1'
 
 
-def test_a_different_class_under_a_taken_name_is_refused():
+def test_a_different_class_under_a_basicsr_name_is_refused():
+    """BasicSR's own names stay BasicSR's; names shared with the plugin: tests/test_compat/test_coexistence.py."""
     from basicsr.utils.registry import DATASET_REGISTRY
 
-    class SyntheticDualPixelDataset:  # same name, other module
+    class PairedImageDataset:  # same name as BasicSR's, other module
         pass
 
-    with pytest.raises(KeyError, match='already registered .* by basicsr_vitloss.data.synthetic_dp_dataset'):
-        DATASET_REGISTRY.register(SyntheticDualPixelDataset)
+    with pytest.raises(KeyError, match='already registered .* by basicsr.data.paired_image_dataset'):
+        DATASET_REGISTRY.register(PairedImageDataset)
 
 
 @pytest.mark.integration
