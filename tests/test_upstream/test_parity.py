@@ -10,8 +10,8 @@ from basicsr_vitloss.archs.uformer_arch import Uformer
 from basicsr_vitloss.losses.psnr_loss import PSNRLoss
 from basicsr_vitloss.losses.vit_losses import GlobalDistributionLoss, LocalMAEPerceptualLoss
 
-from .basicsr_tree import run_tree
-from .upstream_helpers import HERE, TINY_VIT_KW, written_tree
+from basicsr_tree import assert_ok, run_tree
+from upstream_helpers import HERE, TINY_VIT_KW, written_tree
 
 ARCHS = {
     'NAFNet': (NAFNet, {'width': 8, 'enc_blk_nums': [1, 1], 'dec_blk_nums': [1, 1], 'middle_blk_num': 1}),
@@ -71,9 +71,10 @@ def test_bundle_matches_plugin_outputs_gradients_and_state_dicts(tmp_path):
     tree, _ = written_tree(tmp_path / 'tree', 'compat,method,dpdd')
     cases, plugin = _cases(tmp_path)
     torch.save(cases, tmp_path / 'cases.pt')
-    proc = run_tree(tree, str(HERE / 'parity_child.py'), [str(tmp_path / 'cases.pt'), str(tmp_path / 'out.pt')],
-                    is_script_path=True)
-    assert 'parity child done' in proc.stdout, proc.stdout + proc.stderr
+    child = tree / 'parity_child.py'
+    child.write_text((HERE / 'parity_child.py').read_text())
+    proc = run_tree(tree, 'parity_child.py', [str(tmp_path / 'cases.pt'), str(tmp_path / 'out.pt')])
+    assert 'parity child done' in assert_ok(proc).stdout
     results = torch.load(tmp_path / 'out.pt', weights_only=False)
     maxima = {}
     for name, case in cases.items():

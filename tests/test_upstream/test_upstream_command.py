@@ -11,8 +11,8 @@ from basicsr_vitloss.upstream import bundle, cli, formatting
 from basicsr_vitloss.upstream.generate import parse_scopes
 from basicsr_vitloss.upstream.options import RefusedOptions
 
-from .basicsr_tree import pristine_tree
-from .upstream_helpers import REPO, written_tree
+from basicsr_tree import pristine_tree
+from upstream_helpers import REPO, written_tree
 
 LEGACY_IMPORTS = {'basicsr/data/degradations.py': 'torchvision.transforms.functional_tensor',
                   'basicsr/metrics/niqe.py': 'scipy.ndimage.filters',
