@@ -8,11 +8,14 @@ import configparser
 import os
 import tempfile
 
-#: BasicSR's settings (setup.cfg of basicsr 1.4.2 and of master 8d56e3a), used when a tree has no setup.cfg.
+#: BasicSR's settings, verbatim from the setup.cfg of basicsr 1.4.2 (master 8d56e3a has the same), used when
+#: a tree has none; tests/test_upstream checks them against the released file.
 BASICSR_SETUP_CFG = """\
 [flake8]
-ignore = W503,W504
-max-line-length=120
+ignore =\x20
+\tW503,
+\tW504,
+max-line-length = 120
 
 [yapf]
 based_on_style = pep8

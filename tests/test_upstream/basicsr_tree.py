@@ -40,6 +40,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from basicsr_vitloss.upstream.formatting import BASICSR_SETUP_CFG
+
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / 'run_without_plugin.py'
 
@@ -53,30 +55,9 @@ CI_CACHE_VARIABLE = 'BASICSR_VITLOSS_CI_CACHE'
 DEFAULT_CI_CACHE = Path.home() / '.cache' / 'basicsr-vitloss-ci'
 
 #: BasicSR 1.4.2's code style, as its setup.cfg states it (the sdist's file, these three sections
-#: verbatim). A tree rebuilt from the installed package gets exactly this setup.cfg; the upstream
-#: command's output is checked against these settings.
-SETUP_CFG_STYLE = """\
-[flake8]
-ignore =\x20
-\tW503,
-\tW504,
-max-line-length = 120
-
-[yapf]
-based_on_style = pep8
-column_limit = 120
-blank_line_before_nested_class_or_def = true
-split_before_expression_after_opening_paren = true
-
-[isort]
-line_length = 120
-multi_line_output = 0
-known_standard_library = pkg_resources,setuptools
-known_first_party = basicsr
-known_third_party = PIL,cv2,lmdb,numpy,pytest,requests,scipy,skimage,torch,torchvision,tqdm,yaml
-no_lines_before = STDLIB,LOCALFOLDER
-default_section = THIRDPARTY
-"""
+#: verbatim; recorded once, in the upstream command's formatting module). A tree rebuilt from the
+#: installed package gets exactly this setup.cfg; the upstream command's output is checked against it.
+SETUP_CFG_STYLE = BASICSR_SETUP_CFG
 #: the same settings as values
 STYLE = {'max_line_length': 120, 'flake8_ignore': ('W503', 'W504'), 'yapf_based_on_style': 'pep8',
          'yapf_column_limit': 120, 'isort_line_length': 120, 'isort_multi_line_output': 0,
