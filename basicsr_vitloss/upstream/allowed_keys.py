@@ -103,13 +103,13 @@ class TreeKeys:
 def unread_keys(opt, keys, path=''):
     """``[(dotted key, why)]`` for every key of the options dict ``opt`` the tree does not read."""
     problems = []
-    typed = 'type' in opt and isinstance(opt.get('type'), str) and path.rsplit('.', 1)[-1] not in _UNTYPED_SECTIONS
+    section = path.rsplit('.', 1)[-1]
+    typed = isinstance(opt.get('type'), str) and section not in _UNTYPED_SECTIONS
     signature = None
     if typed:
         signature = keys.signature(opt['type'])
         if signature is None and opt['type'] not in keys.compared:
             problems.append((f'{path}.type' if path else 'type', f"type '{opt['type']}' is not defined in the tree"))
-    section = path.rsplit('.', 1)[-1]
     kwargs_of = [keys.signature(f) for f in _KWARGS_OF.get(section, ())]
     for key, value in opt.items():
         dotted = f'{path}.{key}' if path else str(key)

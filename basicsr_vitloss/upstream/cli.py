@@ -10,7 +10,6 @@ Exit 2: a usage error (not a BasicSR checkout, unknown scope, an options file re
 """
 import argparse
 import difflib
-import os
 import os.path as osp
 import shutil
 import sys
@@ -56,8 +55,8 @@ def check(tree, scopes, options_root, out):
         copy.write(change.files)
         differs = []
         for path in sorted(change.files):
-            expected = copy.read(path)
-            actual = open(tree.path(path), encoding='utf-8').read() if osp.isfile(tree.path(path)) else ''
+            expected = change.files[path]
+            actual = tree.on_disk(path)
             if expected != actual:
                 differs.append(path)
                 out.writelines(difflib.unified_diff(actual.splitlines(True), expected.splitlines(True),
@@ -116,4 +115,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':  # pragma: no cover
-    main(os.sys.argv[1:])
+    main()

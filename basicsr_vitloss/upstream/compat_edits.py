@@ -75,9 +75,3 @@ def plan(tree):
             for module, reason in fixed:
                 edits.append(SourceEdit(module, rel, reason, text))
     return edits, refused
-
-
-def files(tree):
-    """``{path: new text}`` of the edits ``tree`` needs (the last edit of a file holds all of its edits)."""
-    edits, _ = plan(tree)
-    return {edit.path: edit.text for edit in edits}

@@ -71,7 +71,10 @@ class Formatter:
 def flake8_settings(setup_cfg):
     """``(max line length, ignored codes)`` from a setup.cfg's [flake8] section."""
     parser = configparser.ConfigParser()
-    parser.read_string(BASICSR_SETUP_CFG if setup_cfg is None else open(setup_cfg, encoding='utf-8').read())
+    if setup_cfg is None:
+        parser.read_string(BASICSR_SETUP_CFG)
+    else:
+        parser.read(setup_cfg, encoding='utf-8')
     section = parser['flake8'] if parser.has_section('flake8') else {}
     ignore = [c.strip() for line in section.get('ignore', '').splitlines() for c in line.split(',')]
     return int(section.get('max-line-length', 79)), [c for c in ignore if c and not c.startswith('#')]

@@ -5,7 +5,8 @@ from . import SCOPES, bundle, compat_edits, options
 from .formatting import Formatter
 from .readme import readme_text
 
-#: files: {path: text} to write; compat: the SourceEdit rows; left_out: {module: why}; mappings: {path: [key]}
+#: files: {path: text} to write; scopes: the scopes generated; compat: the SourceEdit rows; refused_compat:
+#: legacy imports that could not be rewritten, (path, module, why); left_out: {module: why} of code never written
 Change = namedtuple('Change', 'files scopes compat refused_compat left_out')
 
 
@@ -30,15 +31,13 @@ def generate(tree, scopes, options_root=None, formatter=None):
     if 'compat' in scopes:
         edits, refused = compat_edits.plan(tree)
         files.update({e.path: e.text for e in edits})
-        tree.overlay.update(files)
     code_scopes = [s for s in scopes if s != 'compat']
     if code_scopes:
-        code = {path: formatter(text) for path, text in bundle.files(code_scopes).items()}
-        files.update(code)
-        tree.overlay.update(code)
+        files.update({path: formatter(text) for path, text in bundle.files(code_scopes).items()})
+        tree.overlay.update(files)  # the options are checked against the tree as it will be
         written = options.files(tree, code_scopes, options_root)
         files.update(written)
         files[f'options/train/{options.FOLDER}/README.md'] = readme_text(code_scopes, sorted(written))
-        tree.overlay.update(files)
+    tree.overlay.update(files)
     left_out = dict(bundle.LEFT_OUT) if code_scopes else {}
     return Change(files, scopes, edits, refused, left_out)

@@ -1,6 +1,7 @@
 """A ``git format-patch``-style file and a pull-request description for a ``Change``."""
 import difflib
 import email.utils
+import os.path as osp
 import time
 
 from ..version import __version__
@@ -11,12 +12,11 @@ TITLE = 'Add the Transformer perceptual losses of "Image Deblurring by Exploring
 
 def unified_diff(tree, files):
     """The diff of ``files`` ({path: new text}) against ``tree``'s files on disk, in git's format."""
-    import os.path as osp
     parts = []
     for path in sorted(files):
         new = files[path]
         on_disk = osp.isfile(tree.path(path))
-        old = open(tree.path(path), encoding='utf-8').read() if on_disk else ''
+        old = tree.on_disk(path)
         if old == new:
             continue
         header = [f'diff --git a/{path} b/{path}\n']

@@ -7,7 +7,7 @@ PAPER = ('P. Liang, J. Jiang, X. Liu, J. Ma, "Image Deblurring by Exploring In-d
 
 def readme_text(scopes, option_paths):
     """Markdown: what the bundle adds, the paper, how to run, licences, and the files."""
-    code = [f for f in bundle.files_of(scopes)]
+    code = bundle.files_of(scopes)
     trains = [p for p in option_paths if p.startswith('options/train/')]
     lines = [
         '# Transformer perceptual losses (TNNLS 2024)', '',

@@ -35,6 +35,13 @@ class BasicSRTree:
         with open(self.path(rel), encoding='utf-8') as f:
             return f.read()
 
+    def on_disk(self, rel):
+        """The text of ``rel`` as the checkout holds it now (the overlay ignored); '' when it does not exist."""
+        if not osp.isfile(self.path(rel)):
+            return ''
+        with open(self.path(rel), encoding='utf-8') as f:
+            return f.read()
+
     def python_files(self, folder='basicsr'):
         """Relative paths of every .py file under ``folder``, the overlay's included, sorted."""
         found = set()
@@ -63,10 +70,8 @@ class BasicSRTree:
         changed = []
         for rel, text in files.items():
             path = self.path(rel)
-            if osp.isfile(path):
-                with open(path, encoding='utf-8') as f:
-                    if f.read() == text:
-                        continue
+            if osp.isfile(path) and self.on_disk(rel) == text:
+                continue
             os.makedirs(osp.dirname(path), exist_ok=True)
             with open(path, 'w', encoding='utf-8', newline='\n') as f:
                 f.write(text)

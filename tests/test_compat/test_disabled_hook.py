@@ -14,7 +14,8 @@ import basicsr_vitloss_startup as startup
 from basicsr.utils import registry
 
 def resolve(attribute):
-    """The current value of a dotted attribute (``...['key']`` indexes a mapping), without the plugin."""
+    """The current value of a dotted attribute (``...['key']`` indexes a mapping): basicsr_vitloss.compat.resolve
+    written out, since importing the package here would activate the plugin this test checks is off."""
     key = None
     if attribute.endswith(']'):
         attribute, key = attribute[:-1].split('[', 1)
