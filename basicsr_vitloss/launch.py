@@ -2,8 +2,9 @@
 
 - check the options file and every ``type:`` name in it against BasicSR's registries, so that a
   typo fails at once, before BasicSR creates (or archives) an experiment folder;
-- initialize torch.distributed for ``--launcher pytorch|slurm`` with the backend from
-  ``dist_params: backend:`` (stock BasicSR ignores dist_params for the pytorch launcher).
+- initialize torch.distributed for ``--launcher pytorch|slurm`` with ``dist_params`` (``backend``,
+  ``port``, ``timeout`` in seconds; stock BasicSR ignores dist_params for the pytorch launcher), each
+  process on its own GPU unless ``num_gpu: 0``.
 """
 import argparse
 import os
@@ -81,7 +82,9 @@ def prepare(argv):
     opt = read_options(args.opt)
     check_types(opt, args.opt)
     if args.launcher != 'none':
-        init_dist(args.launcher, **(opt.get('dist_params') or {}))
+        params = dict(opt.get('dist_params') or {})
+        params.setdefault('use_cuda', opt.get('num_gpu', 'auto') != 0)  # BasicSR: num_gpu 0 trains on the CPU
+        init_dist(args.launcher, **params)
     return opt
 
 

@@ -207,7 +207,7 @@ def applied_fixes():
 
 
 # One module per fix; importing it declares the fix. The order is the order apply_all() applies them.
-from . import registry_hints, distributed, atomic_checkpoints, checkpoint_hints, resume  # noqa: E402,F401
+from . import registry_hints, atomic_checkpoints, distributed, checkpoint_hints, resume  # noqa: E402,F401
 from . import perceptual_l2, paired_flip, niqe_small_images  # noqa: E402,F401
 from . import coexistence  # noqa: E402,F401  (a feature: applied by the package before it registers anything)
 

@@ -25,6 +25,10 @@ POS_EMBED_INTERPOLATIONS = {
     'mae': False,  # MAE's interpolate_pos_embed (used by the authors' code): no antialias
     'timm': True,  # timm's resample_abs_pos_embed: antialias (PIL-style kernel)
 }
+#: Seed of the initialization of every ViT built here (the weights of ``pretrained: false``): every
+#: process of a distributed run (BasicSR seeds rank r with manual_seed + r) and every run builds the same
+#: random ViT, and building a loss leaves the global random stream untouched.
+VIT_INIT_SEED = 0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: checkpoint keys that belong to the MAE decoder or pretraining, not to the encoder
@@ -113,7 +117,8 @@ def load_encoder_weights(model, state, source, pos_embed_interpolation='mae'):
 
 def create_vit(backbone='mae', pretrained=True, pos_embed_interpolation='mae', **backbone_kwargs):
     """A timm VisionTransformer for ``backbone`` ('mae' | 'dino' | 'vit' | a timm model name) with
-    ``pretrained`` True (released weights through timm's hub), False (random) or a checkpoint path."""
+    ``pretrained`` True (released weights through timm's hub), False (random, the same in every process:
+    ``VIT_INIT_SEED``) or a checkpoint path."""
     timm = _timm()
     name = BACKBONES.get(backbone, backbone)
     if not isinstance(name, str) or name.split('.')[0] not in timm.list_models():
@@ -121,7 +126,9 @@ def create_vit(backbone='mae', pretrained=True, pos_embed_interpolation='mae', *
                          f'ViT model name such as vit_small_patch16_224.')
     hub = pretrained is True
     try:
-        model = timm.create_model(name, pretrained=hub, num_classes=0, **backbone_kwargs)
+        with torch.random.fork_rng(devices=[]):  # on the CPU, where timm initializes
+            torch.manual_seed(VIT_INIT_SEED)
+            model = timm.create_model(name, pretrained=hub, num_classes=0, **backbone_kwargs)
     except Exception as error:
         if not hub:
             raise

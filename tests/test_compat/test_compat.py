@@ -26,8 +26,9 @@ def test_all_fixes_apply_to_basicsr_1_4_2():
     if basicsr.__version__ != '1.4.2':
         pytest.skip(f'fix detection is checked against basicsr 1.4.2, found {basicsr.__version__}')
     assert set(compat.applied_fixes()) == {
-        'registry_close_matches', 'distributed_backend', 'ddp_on_cpu', 'atomic_checkpoints', 'device_agnostic_resume',
-        'perceptual_l2_criterion', 'checkpoint_mismatch_hints', 'paired_flip_key', 'niqe_small_images'}
+        'registry_close_matches', 'distributed_backend', 'parallel_wrappers', 'rank_zero_validation',
+        'checkpoint_barrier', 'atomic_checkpoints', 'device_agnostic_resume', 'perceptual_l2_criterion',
+        'checkpoint_mismatch_hints', 'paired_flip_key', 'niqe_small_images'}
 
 
 @pytest.mark.integration
