@@ -28,12 +28,14 @@ compat.coexistence.enable_registry_coexistence()  # names shared with other Basi
 
 from . import archs, data, losses, metrics, models  # noqa: E402,F401  (registration)
 from .utils.float_validation import enable_float_validation  # noqa: E402
+from .utils.finite_validation import enable_finite_validation  # noqa: E402
 from .utils.tiling import enable_tiled_validation  # noqa: E402
 from .models.training_setup import enable_training_setup  # noqa: E402
 from .models.training_step import enable_training_step  # noqa: E402
 
 enable_tiled_validation()  # `val: tile:` in the options
 enable_float_validation()  # float metrics and `val: save_16bit:` in the options
+enable_finite_validation()  # NaN / inf outputs stop validation, naming the image (after float_validation)
 enable_training_setup()  # any torch.optim optimizer, Restormer / NAFNet schedulers
 enable_training_step()  # train: mixed_precision / micro_batches, val: mixed_precision
 from .version import __version__  # noqa: E402,F401

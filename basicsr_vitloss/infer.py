@@ -11,6 +11,9 @@ channels (exactly as DPDDDataset builds ``lq``). Each result is a PNG named afte
 dual-pixel, the left view's name without ``_L``), in the input's bit depth unless ``--bit-depth`` says
 otherwise: round(clamp(net(x), 0, 1) * (2**bits - 1)).
 
+An output holding NaN or inf values (a diverged network, fp16 overflow) fails its image: no file is written
+for it, rather than black pixels.
+
 Exit status: 0 when every image was restored or skipped, 1 when some image failed (each named on
 stderr; the others still run), 2 for a usage error (options, weights, inputs, pairing, device).
 """
@@ -190,13 +193,16 @@ def restore_files(net, inputs, output, inputs_right=None, tile=None, tile_overla
                   mixed_precision=None, overwrite=False, progress=True, log=None):
     """Restore every image of ``inputs`` (a file or a folder; with ``inputs_right`` the right views of a
     dual-pixel network) with ``net`` (on its own device) into PNGs in ``output``: the command's core,
-    callable in-process. An image that fails is logged and counted; the others still run. Returns a Summary.
+    callable in-process. An image that fails (unreadable, or an output holding NaN / inf, which would otherwise be
+    written as black pixels) is logged and counted, and no file is written for it; the others still run.
+    Returns a Summary.
     Raises UsageError when the inputs do not fit the network (channel count, pairing, names)."""
     import torch
     from tqdm import tqdm
 
     from basicsr_vitloss.models.training_step import PRECISIONS
     from basicsr_vitloss.utils.atomic_write import atomic_imwrite
+    from basicsr_vitloss.utils.finite_check import check_finite
 
     log = log or (lambda message: tqdm.write(message, file=sys.stderr))
     channels = input_channels(net)
@@ -214,6 +220,10 @@ def restore_files(net, inputs, output, inputs_right=None, tile=None, tile_overla
     if mixed_precision not in (None, *PRECISIONS):
         raise UsageError(f'--mixed-precision {mixed_precision}: expected {" or ".join(PRECISIONS)} (or none).')
     dtype = PRECISIONS.get(mixed_precision)
+    cause = ('overflowed or diverged (try --mixed-precision bf16 or leave it out, or check the weights)'
+             if mixed_precision == 'fp16' else 'diverged or overflowed (check the weights: a diverged training run '
+                                               'saves NaN weights)')
+    hint = f'no file was written; the network {cause}'
     if tile is not None and (int(tile) < 1 or not 0 <= int(tile_overlap) < int(tile)):
         raise UsageError(f'--tile {tile} --tile-overlap {tile_overlap}: need tile >= 1 and 0 <= overlap < tile.')
     device = next(net.parameters()).device
@@ -230,7 +240,7 @@ def restore_files(net, inputs, output, inputs_right=None, tile=None, tile_overla
         try:
             lq, bits = read_input(job, channels)
             x = torch.from_numpy(np.ascontiguousarray(lq.transpose(2, 0, 1)))[None].to(device)
-            out = forward(net, x, tile, tile_overlap, dtype)
+            out = check_finite(forward(net, x, tile, tile_overlap, dtype), f'{job.left}: the network output', hint)
             bits = bits if bit_depth == 'same' else int(bit_depth)
             atomic_imwrite(target, to_image(out, bits))
         except (OSError, ValueError, RuntimeError) as error:

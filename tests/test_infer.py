@@ -261,3 +261,55 @@ def test_console_entry_in_a_subprocess(single, tmp_path):
     assert 'Restoring' in proc.stderr  # the progress bar goes to stderr
     expected = direct(single[2], rgb(tmp_path / 'in' / 'a.png'))
     np.testing.assert_array_equal(read_out(tmp_path / 'out' / 'a.png'), expected)
+
+
+class NonFiniteForBright(torch.nn.Module):
+    """A 1x1 convolution (the identity) whose output holds ``value`` at one pixel for inputs brighter than 0.5:
+    one image of two fails, and only one value of it is not finite."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1, bias=False)
+        torch.nn.init.dirac_(self.conv.weight)
+        self.value = value
+
+    def forward(self, x):
+        out = self.conv(x)
+        if x.mean() > 0.5:
+            out = out.clone()
+            out[0, 1, 2, 3] = self.value
+        return out
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), -float('inf')])
+def test_non_finite_output_fails_that_image_only(tmp_path, value):
+    """A NaN / inf anywhere in the output is a failed image (named, counted, no file), not black pixels."""
+    (tmp_path / 'in').mkdir()
+    assert cv2.imwrite(str(tmp_path / 'in' / 'dark.png'), np.full((H, W, 3), 40, np.uint8))
+    assert cv2.imwrite(str(tmp_path / 'in' / 'bright.png'), np.full((H, W, 3), 200, np.uint8))
+    messages = []
+    summary = infer.restore_files(NonFiniteForBright(value).eval(), str(tmp_path / 'in'), str(tmp_path / 'out'),
+                                  progress=False, log=messages.append)
+    assert summary.line() == '1 restored, 0 skipped, 1 failed'
+    [(path, message)] = summary.failed
+    assert path.endswith('bright.png') and 'bright.png' in message
+    assert ('NaN' if value != value else 'inf') in message and 'not finite' in message
+    assert any('bright.png' in m for m in messages)
+    assert os.listdir(tmp_path / 'out') == ['dark.png']  # nothing written for it, no temporary file left
+    np.testing.assert_array_equal(read_out(tmp_path / 'out' / 'dark.png'), np.full((H, W, 3), 40, np.uint8))
+
+
+def test_diverged_weights_exit_1_naming_each_image(tmp_path, capsys):
+    """A checkpoint whose weights hold NaN (a diverged run): every image fails, the command exits 1 and names them."""
+    opt, _, state = save_model(tmp_path, NAFNET)
+    state = {k: torch.full_like(v, float('nan')) if k == 'intro.weight' else v for k, v in state.items()}
+    torch.save({'params_ema': state}, tmp_path / 'diverged.pth')
+    write(tmp_path / 'in' / 'a.png', seed=1)
+    write(tmp_path / 'in' / 'b.png', seed=2)
+    code = infer.main(['--opt', str(opt), '--weights', str(tmp_path / 'diverged.pth'), '--input',
+                       str(tmp_path / 'in'), '--output', str(tmp_path / 'out'), '--no-progress', '--device', 'cpu'])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert '0 restored, 0 skipped, 2 failed' in captured.out
+    assert 'a.png' in captured.err and 'b.png' in captured.err and 'NaN' in captured.err
+    assert os.listdir(tmp_path / 'out') == []

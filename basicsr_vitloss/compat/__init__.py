@@ -8,8 +8,9 @@ attributes, declared with the attributes it replaces:
   of stock BasicSR; ``apply_all()`` applies it only when ``needed()`` says the installed BasicSR still
   has the problem (checked on its source or behaviour), so it disappears when BasicSR is fixed;
 - a *feature* (``@basicsr_feature(name, replaces=...)``: ``enable_registry_coexistence``,
-  ``enable_tiled_validation``, ``enable_float_validation``, ``enable_training_setup``,
-  ``enable_training_step``) adds a rule or option keys; the package applies each once when it is imported.
+  ``enable_tiled_validation``, ``enable_float_validation``, ``enable_finite_validation``,
+  ``enable_training_setup``, ``enable_training_step``) adds a rule or option keys; the package applies each
+  once when it is imported.
 
 A patch sets attributes only through ``replace()``, which refuses an attribute the patch did not
 declare, tags the replacement with the patch's name (``MARK``) and the attribute it replaced

@@ -77,6 +77,7 @@ Outputs of ``run`` (in --out):
     restored/       (with --opt) the network's outputs as 16-bit PNGs, <source scene>.png, and
                     inference.json (options, weights, tiling); existing files are kept (resumable)
                     when inference.json matches, else the run stops rather than mix two settings.
+                    An output holding NaN or inf is not saved: the run stops (status 2) naming it.
 
 A warning (stderr and the report's notes) is given when restored and gt bit depths differ, e.g.
 8-bit results against DPDD's 16-bit targets: the metrics then include the results' 8-bit rounding

@@ -1,15 +1,18 @@
 """``run --opt``: restore the test dataset of BasicSR options with a network and its weights (whole
-images unless --tile), saving 16-bit PNGs named after the source scenes, resumable."""
+images unless --tile), saving 16-bit PNGs named after the source scenes, resumable. An output holding NaN or
+inf values is not saved: the other images are restored, then the run stops naming those images (a rerun tries
+them again)."""
 import json
 import os
 import sys
 
 import numpy as np
 
-from basicsr_vitloss.evaluation.errors import EvaluateError
+from basicsr_vitloss.evaluation.errors import EvaluateError, listing
 from basicsr_vitloss.evaluation.pairing import pair_files, stem
 from basicsr_vitloss.utils.atomic_write import atomic_imwrite, atomic_write
 from basicsr_vitloss.utils.checkpoints import CheckpointError, load_network_weights
+from basicsr_vitloss.utils.finite_check import NonFiniteOutputError, check_finite
 
 
 def load_options(path, key):
@@ -115,7 +118,7 @@ def restore(args):
     folder = os.path.join(args.out, 'restored')
     record = _inference_record(args, type(net).__name__, dataset_opt)
     _check_restored_folder(folder, record)
-    restored, gt, seen = [], [], {}
+    restored, gt, seen, failed = [], [], {}, []
     for index in tqdm(range(len(dataset)), desc='restore', unit='img', file=sys.stderr, dynamic_ncols=True):
         sample = dataset[index]
         name = stem(sample['lq_path'])  # the source scene (DPDDDataset) or the input's name
@@ -131,11 +134,21 @@ def restore(args):
         x = sample['lq'].unsqueeze(0).to(device)
         with torch.no_grad():
             y = tiled_forward(net, x, args.tile, args.tile_overlap) if args.tile else net(x)
+        try:
+            check_finite(y, name)  # NaN / inf would be saved as black or saturated pixels, and scored
+        except NonFiniteOutputError as error:
+            failed.append(str(error))
+            continue
         image = y[0].float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
         if image.shape[2] == 3:
             image = image[..., ::-1]
         image = np.round(image * 65535.0).astype(np.uint16)
         atomic_imwrite(path, image)  # a run killed mid-write leaves no torn PNG to be resumed from
+    if failed:
+        raise EvaluateError(f'--weights {args.weights}: the network output of {len(failed)} of {len(dataset)} images '
+                            f'holds NaN or inf values, so nothing was saved or scored for them ({listing(failed)}). '
+                            f'The network diverged or overflowed: check the weights (a diverged training run saves '
+                            f'NaN weights).')
     gt_folders = sorted({os.path.dirname(g) for g in gt})
     pairs, used = pair_files(restored, gt, args.pairing, folder, ', '.join(gt_folders))
     args.method = args.method or opt.get('name') or stem(args.opt)

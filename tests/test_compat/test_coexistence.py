@@ -313,7 +313,7 @@ def test_order_2_names_taken_before_the_plugin_is_imported(tmp_path):
             assert f'{MODULES[kind]}.{name}' in warning and state['suffixed'] in warning, key
     # the rest of the plugin is active: fixes, features, and the plugin's classes under their suffixed names
     assert 'registry_close_matches' in result['fixes'] and 'checkpoint_mismatch_hints' in result['fixes']
-    assert {'registry_coexistence', 'tiled_validation', 'float_validation', 'training_setup',
+    assert {'registry_coexistence', 'tiled_validation', 'float_validation', 'finite_validation', 'training_setup',
             'training_step'} <= set(result['features'])
     assert result['percep'] > 0 and result['net'] == 'basicsr_vitloss.archs.nafnet_arch'
 

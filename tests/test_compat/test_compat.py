@@ -278,14 +278,16 @@ def test_replaced_attributes_lists_every_patch_and_its_replacements():
     patches = compat.patches()
     assert {row.patch for row in rows if row.kind in ('fix', 'feature')} == set(patches)
     features = {name for name, patch in patches.items() if patch.kind == 'feature'}
-    assert features == {'registry_coexistence', 'tiled_validation', 'float_validation', 'training_setup',
-                        'training_step'}
+    assert features == {'registry_coexistence', 'tiled_validation', 'float_validation', 'finite_validation',
+                        'training_setup', 'training_step'}
     for name in features:  # each enable_* function applied its feature, and every attribute it declares
         assert all(row.applied for row in rows if row.patch == name), name
     if basicsr.__version__ == '1.4.2':
         assert all(row.applied for row in rows if row.kind == 'fix')
     assert ('basicsr.models.sr_model.SRModel.test', 'tiled_validation') in applied
     assert ('basicsr.models.sr_model.SRModel.test', 'training_step') in applied
+    assert ('basicsr.models.sr_model.SRModel.nondist_validation', 'float_validation') in applied
+    assert ('basicsr.models.sr_model.SRModel.nondist_validation', 'finite_validation') in applied
     assert ('basicsr.__loader__', 'plugin_activation') in applied  # the hook activated the plugin
     assert ('torchvision.transforms.functional_tensor', 'legacy_modules') in applied
     assert {row.patch for row in rows if row.kind == 'startup'} == {'legacy_modules', 'plugin_activation',
@@ -295,10 +297,12 @@ def test_replaced_attributes_lists_every_patch_and_its_replacements():
 def test_enable_functions_are_registered_patches():
     from basicsr_vitloss.models.training_setup import enable_training_setup
     from basicsr_vitloss.models.training_step import enable_training_step
+    from basicsr_vitloss.utils.finite_validation import enable_finite_validation
     from basicsr_vitloss.utils.float_validation import enable_float_validation
     from basicsr_vitloss.utils.tiling import enable_tiled_validation
     applies = {patch.apply for patch in compat.patches().values()}
-    for enable in (enable_tiled_validation, enable_float_validation, enable_training_setup, enable_training_step):
+    for enable in (enable_tiled_validation, enable_float_validation, enable_finite_validation, enable_training_setup,
+                   enable_training_step):
         assert enable.__wrapped__ in applies, enable.__name__
     before = len(compat.recorded_replacements())
     enable_tiled_validation(), enable_training_step()  # once per process

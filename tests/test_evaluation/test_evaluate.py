@@ -622,3 +622,36 @@ def test_commands_run_the_same_main(tmp_path, command):
     assert evaluate.main(run_args(restored_dir, gt_dir, tmp_path / 'in', '--metrics', 'psnr', 'mae')) == 0
     assert read_json(tmp_path / 'sub' / 'results.json') == read_json(tmp_path / 'in' / 'results.json')
     assert (tmp_path / 'sub' / 'results.md').read_text() == (tmp_path / 'in' / 'results.md').read_text()
+
+
+def test_inference_with_non_finite_outputs_stops_naming_the_images(tmp_path, capsys):
+    """run --opt with weights that give NaN (a diverged run): no black PNG is saved or scored; every image is
+    tried, then the run stops (status 2) naming them, and a rerun restores them again."""
+    from basicsr.archs import build_network
+    make_dpdd_tree(tmp_path / 'dpdd', split='test', scenes=2, size=(40, 56))
+    network = {'type': 'NAFNet', 'img_channel': 6, 'out_channels': 3, 'width': 8, 'enc_blk_nums': [1],
+               'dec_blk_nums': [1], 'middle_blk_num': 1}
+    options = {'name': 'tiny_nafnet', 'network_g': network,
+               'datasets': {'test': {'name': 'dpdd', 'type': 'DPDDDataset', 'dataroot': str(tmp_path / 'dpdd'),
+                                     'split': 'test', 'phase': 'test'}}}
+    opt_file = tmp_path / 'options.yml'
+    opt_file.write_text(yaml.safe_dump(options))
+    state = build_network(network).state_dict()
+    state['ending.bias'] = torch.tensor([0.0, float('nan'), 0.0])  # the green channel diverged
+    torch.save({'params': state}, tmp_path / 'net_g.pth')
+    out = tmp_path / 'out'
+    args = ['run', '--opt', opt_file, '--weights', tmp_path / 'net_g.pth', '--out', out, '--metrics', 'psnr']
+
+    def error():  # the message follows the restore progress bar on stderr
+        assert evaluate.main(list(map(str, args))) == 2
+        err = capsys.readouterr().err
+        assert 'Traceback' not in err
+        return err[err.index('evaluate: error: '):]
+
+    message = error()
+    sources = [source for source, _ in dpdd_release_names('test', 2)]
+    assert '2 of 2 images' in message and all(source in message for source in sources), message
+    assert 'NaN' in message and 'not finite' in message and str(tmp_path / 'net_g.pth') in message
+    assert sorted(p.name for p in (out / 'restored').iterdir()) == ['inference.json']  # no PNG, no temporary file
+    assert not (out / 'results.json').exists()
+    assert '2 of 2 images' in error()  # nothing was taken for a result: tried again
