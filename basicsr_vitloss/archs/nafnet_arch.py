@@ -22,7 +22,8 @@ class LayerNorm2d(nn.Module):
     """Layer normalisation over the channel dimension of an (N, C, H, W) tensor, per pixel.
 
     Same parameters (``weight``, ``bias``, shape (C,)) and eps (1e-6) as the official one; plain
-    autograd replaces its hand-written backward (same gradients).
+    autograd replaces its hand-written backward (same gradients). Half-precision input is normalised in
+    float32 and returned in its own dtype.
     """
 
     def __init__(self, channels, eps=1e-6):
@@ -32,10 +33,13 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x):
-        centred = x - x.mean(dim=1, keepdim=True)
+        # statistics in float32 for fp16 / bf16 input (an fp16 variance overflows once the std exceeds 256);
+        # float32 and float64 input compute in their own dtype, so float32 results are unchanged
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))
+        centred = xf - xf.mean(dim=1, keepdim=True)
         variance = centred.pow(2).mean(dim=1, keepdim=True)
         normed = centred / (variance + self.eps).sqrt()
-        return normed * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return (normed * self.weight[None, :, None, None] + self.bias[None, :, None, None]).to(x.dtype)
 
 
 class SimpleGate(nn.Module):
@@ -262,7 +266,11 @@ class LocalAvgPool2d(nn.Module):
         kh, kw = self.kernel_size
         if kh >= h and kw >= w:
             return F.adaptive_avg_pool2d(x, 1)
+        # integral images in float32 for fp16 / bf16 input (in fp16 they overflow at 65504); means in x's dtype
+        return self._local_means(x.to(torch.promote_types(x.dtype, torch.float32)), h, w, kh, kw).to(x.dtype)
 
+    def _local_means(self, x, h, w, kh, kw):
+        """Means over the ``kh`` x ``kw`` windows of an (h, w) map, the border replicated to size (h, w)."""
         if self.fast_imp:
             # stride: the largest of 5..1 dividing the size, capped by max_stride
             sh = min(self.max_stride[0], next(r for r in (5, 4, 3, 2, 1) if h % r == 0))

@@ -25,6 +25,7 @@ class _ChannelNormBody(nn.Module):
 
     ``with_bias=True`` is a standard layer norm; ``with_bias=False`` is the official 'BiasFree'
     variant, which scales by the standard deviation but does not subtract the mean and has no bias.
+    Half-precision input is normalised in float32 and returned in its own dtype.
     """
 
     def __init__(self, channels, with_bias):
@@ -35,12 +36,15 @@ class _ChannelNormBody(nn.Module):
             self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x):
-        var = x.var(dim=1, keepdim=True, unbiased=False)
+        # statistics in float32 for fp16 / bf16 input (an fp16 variance overflows once the std exceeds 256);
+        # float32 and float64 input compute in their own dtype, so float32 results are unchanged
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))
+        var = xf.var(dim=1, keepdim=True, unbiased=False)
         scale = self.weight.view(1, -1, 1, 1)
         if self.with_bias:
-            centred = x - x.mean(dim=1, keepdim=True)
-            return centred * torch.rsqrt(var + _EPS) * scale + self.bias.view(1, -1, 1, 1)
-        return x * torch.rsqrt(var + _EPS) * scale
+            centred = xf - xf.mean(dim=1, keepdim=True)
+            return (centred * torch.rsqrt(var + _EPS) * scale + self.bias.view(1, -1, 1, 1)).to(x.dtype)
+        return (xf * torch.rsqrt(var + _EPS) * scale).to(x.dtype)
 
 
 class ChannelLayerNorm(nn.Module):
@@ -88,8 +92,9 @@ class TransposedAttention(nn.Module):
         # channels are grouped head-major: channel index = head * (c / heads) + channel in head
         q, k, v = (t.reshape(b, self.num_heads, c // self.num_heads, h * w)
                    for t in self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1))
-        q = F.normalize(q, dim=-1)
-        k = F.normalize(k, dim=-1)
+        # L2 norms over the pixels in float32: in fp16 they overflow once |q| * sqrt(h * w) exceeds 65504
+        q = F.normalize(q.to(torch.promote_types(q.dtype, torch.float32)), dim=-1).to(q.dtype)
+        k = F.normalize(k.to(torch.promote_types(k.dtype, torch.float32)), dim=-1).to(k.dtype)
         attn = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.temperature, dim=-1)
         out = torch.matmul(attn, v).reshape(b, c, h, w)
         return self.project_out(out)

@@ -200,7 +200,10 @@ class LeWinTransformerBlock(nn.Module):
 
     ``input_resolution`` is the design resolution of the level (from ``img_size``); as in the official
     code, if it is not larger than ``win_size`` the window shrinks to it and the shift is switched off.
-    The optional ``modulator`` is a learnt per-window-position bias added to the attention input.
+    The optional ``modulator`` is a learnt per-window-position bias added to the attention input; the
+    optional ``cross_modulator`` adds, first, an attention of the tokens to a learnt set of ``win_size**2``
+    keys/values. Its ``norm_cross`` is created but unused, as in the official code; it is frozen
+    (``requires_grad=False``), so the block trains under DDP without ``find_unused_parameters``.
     """
 
     def __init__(self, dim, input_resolution, num_heads, win_size=8, shift_size=0, mlp_ratio=4., qkv_bias=True,
@@ -224,7 +227,11 @@ class LeWinTransformerBlock(nn.Module):
             self.cross_modulator = nn.Embedding(win_size * win_size, dim)
             self.cross_attn = Attention(dim, num_heads, qkv_bias=qkv_bias, qk_scale=qk_scale, attn_drop=attn_drop,
                                         proj_drop=drop)
+            # the official forward computes norm_cross(x) and discards it (model.py, LeWinTransformerBlock.forward),
+            # so its parameters never get a gradient: frozen, they stay in the state_dict (official key layout)
+            # without being unused parameters that DistributedDataParallel refuses
             self.norm_cross = norm_layer(dim)
+            self.norm_cross.requires_grad_(False)
         else:
             self.cross_modulator = None
         self.norm1 = norm_layer(dim)
@@ -249,7 +256,7 @@ class LeWinTransformerBlock(nn.Module):
         b, _, c = x.shape
         h, w = hw
         if self.cross_modulator is not None:
-            # the official block feeds x (not norm_cross(x)) to the cross attention; kept for compatibility
+            # as officially: the cross attention reads x itself, not norm_cross(x)
             x = x + self.cross_attn(x, self.cross_modulator.weight)
         shortcut = x
         x = self.norm1(x).view(b, h, w, c)

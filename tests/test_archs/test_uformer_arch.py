@@ -4,12 +4,13 @@ Expected numbers (parameter counts, key names and shapes, relative_position_inde
 on the official implementation (ZhendongWang6/Uformer, model.py)."""
 import pytest
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 import basicsr_vitloss  # noqa: F401  (registers the architectures)
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
-from basicsr_vitloss.archs.uformer_arch import Uformer
+from basicsr_vitloss.archs.uformer_arch import LeWinTransformerBlock, Uformer, _shift_attention_mask
 from conftest import adam_l1_step
 
 OFFICIAL = dict(win_size=8, token_projection='linear', token_mlp='leff', modulator=True)
@@ -21,6 +22,9 @@ CONFIGS = {
 # small but complete: every level, shifted windows in the bottleneck (img_size=256), modulators
 TINY = dict(embed_dim=8, depths=[1, 1, 1, 1, 2, 1, 1, 1, 2], num_heads=[1, 1, 2, 2, 2, 2, 2, 1, 1], win_size=8,
             modulator=True, img_size=256)
+
+# with the cross modulator, on 64 x 64 maps (4 x 4 windows) to be quick
+CROSS = dict(cross_modulator=True, win_size=4, img_size=64)
 
 
 def tiny(**kwargs):
@@ -138,3 +142,60 @@ def test_tiny_model_trains_two_adam_steps():
         loss = adam_l1_step(net, optimizer, x, target)
     assert torch.isfinite(loss)
     assert all(not torch.equal(b, p) for b, p in zip(before, net.parameters()))
+
+
+def test_cross_modulator_keeps_norm_cross_in_the_state_dict_and_gives_every_trainable_parameter_a_gradient():
+    """DDP without find_unused_parameters needs a gradient for every parameter that requires one. The
+    official forward discards norm_cross(x), so norm_cross is frozen but keeps its official keys."""
+    net = tiny(**CROSS).train()
+    keys = net.state_dict().keys()
+    assert {'decoderlayer_0.blocks.0.norm_cross.weight', 'decoderlayer_0.blocks.0.norm_cross.bias',
+            'decoderlayer_3.blocks.1.cross_modulator.weight',
+            'decoderlayer_3.blocks.1.cross_attn.qkv.to_q.weight'} <= keys
+    F.l1_loss(net(images(1, 3, 32, 32)), images(1, 3, 32, 32, seed=1)).backward()
+    unused = [name for name, p in net.named_parameters() if p.requires_grad and p.grad is None]
+    assert not unused, f'parameters without a gradient: {unused}'
+    frozen = [name for name, p in net.named_parameters() if not p.requires_grad]
+    assert frozen and all('.norm_cross.' in name for name in frozen)
+    assert sum('.norm_cross.' in k for k in keys) == len(frozen) == 2 * sum(TINY['depths'][5:])
+    # a state_dict with the norm_cross keys (an official checkpoint) loads strictly and stays frozen
+    other = tiny(**CROSS)
+    other.load_state_dict(net.state_dict(), strict=True)
+    assert not other.decoderlayer_1.blocks[0].norm_cross.weight.requires_grad
+
+
+def test_cross_modulator_branch_is_the_official_one():
+    """Official model.py (LeWinTransformerBlock.forward): x = x + cross_attn(x, cross_modulator.weight), then
+    the block as without the cross modulator; norm_cross(x) is computed and discarded."""
+    torch.manual_seed(0)
+    dim, kwargs = 16, dict(input_resolution=(32, 32), num_heads=2, win_size=8, shift_size=4, modulator=True)
+    block = LeWinTransformerBlock(dim, **kwargs, cross_modulator=True).eval()
+    plain = LeWinTransformerBlock(dim, **kwargs).eval()
+    plain.load_state_dict({k: v for k, v in block.state_dict().items() if k in plain.state_dict()}, strict=True)
+    torch.nn.init.normal_(block.cross_modulator.weight)  # nn.Embedding's N(0, 1) start, drawn again
+    x = torch.randn(2, 16 * 16, dim, generator=torch.Generator().manual_seed(1))
+    hw = (16, 16)
+    mask = _shift_attention_mask(16, 16, 8, 4, x.device, x.dtype)
+    with torch.no_grad():
+        y = block(x, hw, mask)
+        expected = plain(x + block.cross_attn(x, block.cross_modulator.weight), hw, mask)
+        assert torch.allclose(y, expected, rtol=0, atol=1e-6)
+        assert (y - plain(x, hw, mask)).abs().max() > 1e-3  # the cross branch does change the output
+        block.norm_cross.weight.mul_(3).add_(1)
+        block.norm_cross.bias.add_(0.5)
+        assert torch.equal(block(x, hw, mask), y)  # norm_cross has no effect, as officially
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason='torch built without gloo')
+@pytest.mark.integration
+def test_cross_modulator_trains_under_ddp_without_find_unused_parameters(tmp_path):
+    """One-process gloo group: DDP's reducer refuses the second step if a parameter went unused in the first."""
+    dist.init_process_group('gloo', store=dist.FileStore(str(tmp_path / 'store'), 1), rank=0, world_size=1)
+    try:
+        net = torch.nn.parallel.DistributedDataParallel(tiny(**CROSS).train())
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        for seed in range(2):
+            adam_l1_step(net, optimizer, images(1, 3, 32, 32, seed=seed), images(1, 3, 32, 32, seed=seed + 10),
+                         check_gradients=False)
+    finally:
+        dist.destroy_process_group()
