@@ -44,7 +44,8 @@ time as the report of a run stopped there: cells not run yet say "not reached (r
 header says "incomplete: stopped after <section>: <cell>". A run killed at any point (time limit, OOM
 killer) so keeps everything measured before. At the end the header says "complete". On SIGTERM (what
 ``timeout`` sends) or Ctrl-C the report also names the signal and the cell that was running ("stopped
-while running"), and the command exits 143 (130 for Ctrl-C). A cell that raises is reported "error" with
+while running"), and the command exits 143 (130 for Ctrl-C); Python handles the signal once the native
+operation running then returns. A cell that raises is reported "error" with
 the exception and the run goes on; the exit status is then 1 (also when a DDP run fails).
 
 Without CUDA it prints "gpu_suite: no CUDA device; nothing measured" and exits 0. ``--device cpu --quick
@@ -679,8 +680,11 @@ def markdown(data):
     if 'ddp' in sections:
         lines += ['## Two-process DDP training', '',
                   'python -m torch.distributed.run --standalone --nproc_per_node 2 -m basicsr_vitloss.train -opt '
-                  f"<generated> --launcher pytorch; tiny networks, L1 + local ViT loss (tiny random ViT), synthetic "
-                  f"dual-pixel data 32 px, {s['ddp_iters']} iterations of batch 2 per process, validation at the last. "
+                  '<generated> --launcher pytorch; tiny networks' + (' (--quick: the first one only)' if data['quick']
+                                                                     else '')
+                  + ', L1 + local ViT loss (tiny random ViT), synthetic dual-pixel data 32 px (both views for the '
+                  f"6-channel networks, the combined view for the others), {s['ddp_iters']} iterations of batch 2 per "
+                  'process, validation at the last. '
                   f"Ran with {data['ddp_mode']}. ok = exit status 0, world size 2 and a validation PSNR in the "
                   'log.', '']
         lines += _table(['network', 'processes', 'backend', 'iterations', 'status', 'wall s', 'note'], [

@@ -287,3 +287,13 @@ def test_gpu_suite_budget_keeps_the_shares_of_later_sections():
     ddp = [suite.run_cell('ddp', str(i), budget, meter, cell(12)) for i in range(3)]
     assert [r['status'] for r in ddp] == ['ok', 'ok', suite.SKIPPED]  # 60 -> 72 -> 84; 84 + 12 > 90
     assert budget.skipped == {'training': ['3', '4'], 'ddp': ['2']}
+
+
+def test_gpu_suite_micro_batch_peak_is_compared_with_the_unsplit_batch_of_the_same_network():
+    suite = _suite_module()
+    rows = [dict(network='A', micro_batches=1, status='ok', peak_mib=200.0),
+            dict(network='A', micro_batches=2, status='ok', peak_mib=110.0),
+            dict(network='B', micro_batches=1, status='OOM'),
+            dict(network='B', micro_batches=2, status='ok', peak_mib=90.0),
+            dict(network='C', micro_batches=2, status='ok', peak_mib=None)]  # the CPU: no peak
+    assert [suite._peak_fraction(r, rows) for r in rows] == ['1.00', '0.55', '-', '-', '-']
