@@ -51,7 +51,7 @@ RECORDING_ENTRY = textwrap.dedent('''
 
     def recording_barrier():
         with open(f"barriers_rank{rank}.txt", "a") as f:
-            f.write("barrier\n")
+            f.write("barrier\\n")
         return barrier()
 
     SyntheticDualPixelDataset.__getitem__ = recording_get_item
