@@ -1,4 +1,8 @@
-"""Mixed precision and micro-batches in BasicSR's training step (models/training_step.py)."""
+"""Mixed precision and micro-batches in BasicSR's training step (models/training_step.py).
+
+The fp16 tests run the real fp16 path on the CPU: CPU autocast computes in float16 (every convolution, checked
+below) and ``torch.amp.GradScaler('cpu')`` scales, unscales, finds infs and skips steps as on GPUs; fused
+Adam / AdamW run on the CPU too."""
 import copy
 
 import pytest
