@@ -15,10 +15,13 @@ unsplit batch's), then one optimizer step: peak memory is one chunk's. Iteration
 log keep their meaning (logged losses are the means over the chunks). Under DDP the gradient
 all-reduce waits for the last chunk (``no_sync``). Pixel losses are computed in float32 on the
 float32 output; perceptual losses run under autocast (the ViT losses compute their distances in
-float32 themselves). fp16 uses a gradient scaler: gradients are unscaled before clipping
-(``use_grad_clip``) and steps with inf / NaN gradients are skipped, as torch.amp does; the scaler's
-state is saved in the training states and restored on resume (it rides in ``schedulers``, so BasicSR's
-own save / resume code carries it). Without these keys the step is BasicSR's, unchanged.
+float32 themselves). fp16 uses a gradient scaler: gradients are unscaled explicitly before the
+optimizer step (so the clip of ``use_grad_clip`` inside it sees true gradients, fused Adam / AdamW
+included) and steps with inf / NaN gradients are skipped, as torch.amp does; a skipped step leaves net_g
+and its EMA unchanged, while the LR schedule still advances once per iteration as BasicSR's does. The
+scaler's state is saved in the training states and restored on resume (it rides in ``schedulers``, so
+BasicSR's own save / resume code carries it); resuming a state saved with another fp16 setting fails with
+an error naming ``train: mixed_precision``. Without these keys the step is BasicSR's, unchanged.
 """
 import contextlib
 from collections import OrderedDict
@@ -65,6 +68,26 @@ class GradScalerState:
             raise ValueError('The training state has no fp16 gradient-scaler state where this run (train: '
                              'mixed_precision: fp16) expects it: it was saved with other mixed_precision settings.')
         self.scaler.load_state_dict(state['grad_scaler'])
+
+
+def check_resume_precision(model, resume_state):
+    """Raise a ValueError naming ``train: mixed_precision`` when ``resume_state`` was saved with the fp16
+    gradient scaler and this model has none, or the other way round (BasicSR would stop at its
+    'Wrong lengths of schedulers' assertion). bf16 and float32 states resume into each other."""
+    saved = sum(isinstance(s, dict) and 'grad_scaler' in s for s in resume_state.get('schedulers') or ())
+    here = sum(isinstance(s, GradScalerState) for s in getattr(model, 'schedulers', ()))
+    if saved == here:
+        return
+    precision = (model.opt.get('train') or {}).get('mixed_precision') or 'null'
+    if saved:
+        when = 'was saved with train: mixed_precision: fp16 (it holds the gradient scaler\'s state)'
+        setting = 'fp16'
+    else:
+        when = 'was saved without the fp16 gradient scaler (train: mixed_precision: bf16 or null)'
+        setting = 'bf16 or null'
+    raise ValueError(f'The training state (iteration {resume_state.get("iter")}) {when}, but this run has '
+                     f'train: mixed_precision: {precision}. Resume with mixed_precision: {setting}, or start a '
+                     'new run from the saved network (path: pretrain_network_g) to change it.')
 
 
 def grad_scaler(model):
@@ -126,6 +149,31 @@ def compute_losses(model, output, gt):
     return total, losses
 
 
+def scaled_step(scaler, optimizer):
+    """``scaler.step(optimizer)`` and ``scaler.update()`` with the gradients unscaled first; True when the
+    scaler skipped the step (inf / NaN gradients).
+
+    The explicit ``unscale_`` is what makes a clip inside ``optimizer.step`` (``use_grad_clip``) see true
+    gradients: ``GradScaler.step`` unscales by itself only for optimizers without their own AMP handling,
+    and hands fused Adam / AdamW (``_step_supports_amp_scaling``) the scaled gradients for the kernel to
+    unscale. After ``unscale_`` it passes them no scale (no second unscale) and the inf flag found here,
+    so the kernel still skips a step with infs. The scale drops (``backoff_factor`` < 1) exactly when
+    infs were found: that is how a skipped step is told, through the public API.
+    """
+    scaler.unscale_(optimizer)
+    scale = scaler.get_scale()
+    scaler.step(optimizer)
+    scaler.update()
+    skipped = scaler.get_scale() < scale
+    if skipped:
+        # The scaler's skip is this iteration's step: BasicSR's schedules count iterations and step on every
+        # one. torch's LR schedulers warn ("lr_scheduler.step() before optimizer.step()") when their first
+        # step comes before any optimizer.step ran, which a skipped first fp16 step makes a false alarm;
+        # the flag is the one their own wrapper of optimizer.step sets.
+        optimizer._opt_called = True
+    return skipped
+
+
 def _chunks(tensor, count):
     return tensor.chunk(count) if count > 1 else (tensor,)
 
@@ -151,14 +199,14 @@ def optimize_parameters(model, current_iter):
         outputs.append(output[0].detach() if isinstance(output, (list, tuple)) else output.detach())
         for name, value in losses.items():
             sums[name] = sums.get(name, 0) + value.detach().float() / count
+    skipped = False
     if scaler is not None:
-        scaler.step(model.optimizer_g)  # unscales first, so clipping inside step sees true gradients
-        scaler.update()
+        skipped = scaled_step(scaler, model.optimizer_g)
     else:
         model.optimizer_g.step()
     model.output = (torch.cat(outputs) if len(outputs) > 1 else outputs[0]).float()
     model.log_dict = model.reduce_loss_dict(sums)
-    if model.ema_decay > 0:
+    if model.ema_decay > 0 and not skipped:
         model.model_ema(decay=model.ema_decay)
 
 
@@ -168,14 +216,17 @@ def needs_training_step(train_opt):
 
 @basicsr_feature('training_step', replaces=('basicsr.models.sr_model.SRModel.optimize_parameters',
                                              'basicsr.models.sr_model.SRModel.init_training_settings',
-                                             'basicsr.models.sr_model.SRModel.test'))
+                                             'basicsr.models.sr_model.SRModel.test',
+                                             'basicsr.models.sr_model.SRModel.resume_training'))
 def enable_training_step():
     """Route SRModel's training step (and every model inheriting it) through ``optimize_parameters``
     when the options ask for mixed precision or micro-batches; add the fp16 scaler; autocast validation
-    with ``val: mixed_precision``. Once per process."""
+    with ``val: mixed_precision``; check on resume that the state has the scaler exactly when the run
+    needs one. Once per process."""
     from basicsr.models.sr_model import SRModel
     original_step, original_init, original_test = (SRModel.optimize_parameters, SRModel.init_training_settings,
                                                    SRModel.test)
+    original_resume = SRModel.resume_training  # BaseModel's
 
     def step(self, current_iter):
         if not needs_training_step(self.opt.get('train') or {}):
@@ -204,8 +255,14 @@ def enable_training_step():
         if dtype is not None and torch.is_tensor(getattr(self, 'output', None)):
             self.output = self.output.float()
 
-    for function, original in ((step, original_step), (init_training_settings, original_init), (test, original_test)):
+    def resume_training(self, resume_state):
+        check_resume_precision(self, resume_state)
+        return original_resume(self, resume_state)
+
+    for function, original in ((step, original_step), (init_training_settings, original_init), (test, original_test),
+                               (resume_training, original_resume)):
         function.__doc__ = original.__doc__
     replace(SRModel, 'optimize_parameters', step)
     replace(SRModel, 'init_training_settings', init_training_settings)
     replace(SRModel, 'test', test)
+    replace(SRModel, 'resume_training', resume_training)

@@ -1,4 +1,8 @@
-"""Mixed precision and micro-batches in BasicSR's training step (models/training_step.py)."""
+"""Mixed precision and micro-batches in BasicSR's training step (models/training_step.py).
+
+The fp16 tests run the real fp16 path on the CPU: CPU autocast computes in float16 (every convolution, checked
+below) and ``torch.amp.GradScaler('cpu')`` scales, unscales, finds infs and skips steps as on GPUs; fused
+Adam / AdamW run on the CPU too."""
 import copy
 
 import pytest
@@ -23,11 +27,16 @@ def model_options(model_type='SRModel', **train):
     return opt
 
 
-def one_step(opt, batch, seed=0):
+def built(opt, seed=0):
     torch.manual_seed(seed)
     model = build_model(opt)
     for p in model.net_g.parameters():  # NAFNet's beta / gamma start at 0: make every path matter
         torch.nn.init.normal_(p, std=0.05)
+    return model
+
+
+def one_step(opt, batch, seed=0):
+    model = built(opt, seed)
     model.feed_data(batch)
     model.optimize_parameters(1)
     return model
@@ -97,7 +106,7 @@ def test_fp16_scaler_state_is_saved_and_restored(tmp_path):
     resumed.resume_training(state)
     assert resumed.schedulers[-1].scaler.get_scale() == 1234.0
     plain = build_model(model_options())
-    with pytest.raises(AssertionError, match='Wrong lengths of schedulers'):  # BasicSR's own check
+    with pytest.raises(ValueError, match='saved with train: mixed_precision: fp16'):  # not BasicSR's assertion
         plain.resume_training(state)
 
 
@@ -155,3 +164,118 @@ def test_multi_stage_model_with_micro_batches_logs_every_part_and_equals_the_uns
     for x, y in zip(a.net_g.parameters(), b.net_g.parameters()):
         torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-6)
     assert b.output.shape == (4, 3, 16, 16)
+
+
+@pytest.mark.parametrize('optimizer', ['Adam', 'AdamW'])
+def test_fp16_fused_optimizer_clips_unscaled_gradients(optimizer, monkeypatch):
+    """GradScaler.step hands fused Adam / AdamW the scaled gradients (the kernel unscales them itself), so a
+    clip inside optimizer.step saw norms x65536 unless the step unscales explicitly first."""
+    norms = []
+    original = torch.nn.utils.clip_grad_norm_
+
+    def recording(parameters, max_norm, *args, **kwargs):
+        norm = original(parameters, max_norm, *args, **kwargs)
+        norms.append(float(norm))
+        return norm
+
+    data = batch()
+    # eps 1 makes Adam's update proportional to the gradient, so a second unscale would show (65536x smaller)
+    optim = {'type': optimizer, 'lr': 1e-3, 'betas': [0.9, 0.99], 'eps': 1.0, 'fused': True}
+    start = [p.detach().clone() for p in built(model_options()).net_g.parameters()]  # what one_step starts from
+    monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', recording)
+    float32 = one_step(model_options('ProgressiveSRModel', use_grad_clip=True, optim_g=dict(optim)), data)
+    fp16 = one_step(model_options('ProgressiveSRModel', use_grad_clip=True, optim_g=dict(optim),
+                                  mixed_precision='fp16'), data)
+    assert fp16.optimizer_g.defaults['fused'] is True
+    assert len(norms) == 2
+    assert norms[1] == pytest.approx(norms[0], rel=0.05)  # scaled: ~65536x larger
+    update32 = torch.cat([(p.detach() - s).flatten() for p, s in zip(float32.net_g.parameters(), start)])
+    update16 = torch.cat([(p.detach() - s).flatten() for p, s in zip(fp16.net_g.parameters(), start)])
+    assert update32.abs().max() > 1e-6
+    torch.testing.assert_close(update16, update32, rtol=0.05, atol=0.05 * float(update32.abs().max()))
+
+
+def inf_batch():
+    data = batch()
+    data['lq'][0, 0, 0, 0] = float('inf')  # an fp16 overflow: inf / NaN gradients, the scaler skips the step
+    return data
+
+
+def test_fp16_skipped_step_leaves_net_g_and_its_ema_unchanged():
+    opt = model_options(mixed_precision='fp16', ema_decay=0.5)
+    torch.manual_seed(0)
+    model = build_model(opt)
+    for p in model.net_g.parameters():  # net_g_ema starts as net_g's copy: make them differ
+        torch.nn.init.normal_(p, std=0.05)
+    net = copy.deepcopy(model.net_g.state_dict())
+    ema = copy.deepcopy(model.net_g_ema.state_dict())
+    scale = model.schedulers[-1].scaler.get_scale()
+    model.feed_data(inf_batch())
+    model.optimize_parameters(1)
+    assert model.schedulers[-1].scaler.get_scale() == scale / 2  # the scaler found infs and skipped
+    for name, value in model.net_g.state_dict().items():
+        torch.testing.assert_close(value, net[name], rtol=0, atol=0, msg=name)
+    for name, value in model.net_g_ema.state_dict().items():
+        torch.testing.assert_close(value, ema[name], rtol=0, atol=0, msg=name)
+    model.feed_data(batch())  # a finite step updates both again
+    model.optimize_parameters(2)
+    assert any(not torch.equal(v, ema[k]) for k, v in model.net_g_ema.state_dict().items())
+    assert any(not torch.equal(v, net[k]) for k, v in model.net_g.state_dict().items())
+
+
+def test_fp16_skipped_first_step_gives_no_scheduler_order_warning_and_the_schedule_advances():
+    """BasicSR steps the schedulers at the start of every iteration after the first; a first step the scaler
+    skipped made torch warn that lr_scheduler.step() came before optimizer.step()."""
+    import warnings
+    opt = model_options(mixed_precision='fp16', scheduler={'type': 'MultiStepLR', 'milestones': [1], 'gamma': 0.5})
+    model = build_model(opt)
+    model.feed_data(inf_batch())
+    model.optimize_parameters(1)
+    assert model.schedulers[-1].scaler.get_scale() == 32768.0  # skipped
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        model.update_learning_rate(2)
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if 'lr_scheduler.step()' in m], messages
+    assert model.get_current_learning_rate() == [pytest.approx(5e-4)]  # one schedule step per iteration
+
+
+def test_fused_fp16_skipped_step_leaves_net_g_unchanged():
+    optim = {'type': 'AdamW', 'lr': 1e-3, 'fused': True}
+    opt = model_options('ProgressiveSRModel', use_grad_clip=True, optim_g=optim, mixed_precision='fp16')
+    torch.manual_seed(0)
+    model = build_model(opt)
+    net = copy.deepcopy(model.net_g.state_dict())
+    model.feed_data(inf_batch())
+    model.optimize_parameters(1)
+    assert model.schedulers[-1].scaler.get_scale() == 32768.0
+    for name, value in model.net_g.state_dict().items():
+        torch.testing.assert_close(value, net[name], rtol=0, atol=0, msg=name)
+    assert all(int(s['step']) == 0 for s in model.optimizer_g.state.values())  # the kernel undid its count
+
+
+@pytest.mark.parametrize('saved, resumed', [('fp16', None), (None, 'fp16'), ('fp16', 'bf16'), ('bf16', 'fp16')])
+def test_resuming_across_the_fp16_scaler_names_the_precisions(saved, resumed, tmp_path):
+    opt = model_options(mixed_precision=saved)
+    opt['path']['training_states'] = str(tmp_path)
+    one_step(opt, batch()).save_training_state(epoch=0, current_iter=1)
+    state = torch.load(tmp_path / '1.state', map_location='cpu', weights_only=False)
+    model = build_model(model_options(mixed_precision=resumed))
+    with pytest.raises(ValueError) as error:
+        model.resume_training(state)
+    message = str(error.value)
+    assert f'train: mixed_precision: {resumed or "null"}' in message
+    if saved == 'fp16':
+        assert 'saved with train: mixed_precision: fp16' in message
+    else:
+        assert 'saved without the fp16 gradient scaler (train: mixed_precision: bf16 or null)' in message
+
+
+def test_resuming_between_bf16_and_float32_needs_no_scaler(tmp_path):
+    opt = model_options(mixed_precision='bf16')
+    opt['path']['training_states'] = str(tmp_path)
+    one_step(opt, batch()).save_training_state(epoch=0, current_iter=1)
+    state = torch.load(tmp_path / '1.state', map_location='cpu', weights_only=False)
+    model = build_model(model_options())
+    model.resume_training(state)
+    assert model.schedulers[0].last_epoch == state['schedulers'][0]['last_epoch']
