@@ -68,8 +68,8 @@ setup(
     py_modules=['basicsr_vitloss_startup'],
     install_requires=[
         'basicsr>=1.4.2',
-        'torch>=2.0',
-        'torchvision>=0.15',
+        'torch>=2.4',
+        'torchvision>=0.19',
         'numpy',
         'opencv-python',
         'pyyaml',

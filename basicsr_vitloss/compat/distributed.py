@@ -39,18 +39,22 @@ def needs_buffer_broadcast(net):
 
 def _wrappers_need_fix():
     from basicsr.models.base_model import BaseModel
-    return is_original(BaseModel.model_to_device) and 'broadcast_buffers' not in source(BaseModel.model_to_device)
+    src = source(BaseModel.model_to_device)
+    return is_original(BaseModel.model_to_device) and ('broadcast_buffers' not in src or 'autocast' not in src.lower())
 
 
 @compat_fix(_wrappers_need_fix, replaces='basicsr.models.base_model.BaseModel.model_to_device')
 def parallel_wrappers():
     """Stock model_to_device passes ``device_ids=[torch.cuda.current_device()]`` to DDP, which fails without
     CUDA; and DDP broadcasts every buffer from rank 0 on each forward, constants included, a collective
-    that rank 0 alone sends when it validates through the wrapper. Here DDP gets device ids on CUDA
-    only, and broadcasts buffers only for networks with running statistics."""
+    that rank 0 alone sends when it validates through the wrapper; and DataParallel's replica threads
+    re-enter autocast without its dtype (bf16 training ran its replicas in fp16). Here DDP gets device
+    ids on CUDA only and broadcasts buffers only for networks with running statistics; DataParallel
+    replicas compute in the caller's autocast dtype."""
     import torch
-    from torch.nn.parallel import DataParallel, DistributedDataParallel
+    from torch.nn.parallel import DistributedDataParallel
     from basicsr.models.base_model import BaseModel
+    from basicsr_vitloss.utils.data_parallel import AutocastDataParallel
 
     def model_to_device(self, net):
         net = net.to(self.device)
@@ -60,7 +64,7 @@ def parallel_wrappers():
                                            find_unused_parameters=self.opt.get('find_unused_parameters', False),
                                            broadcast_buffers=needs_buffer_broadcast(net))
         if self.opt['num_gpu'] > 1:
-            return DataParallel(net)
+            return AutocastDataParallel(net)
         return net
 
     model_to_device.__doc__ = BaseModel.model_to_device.__doc__

@@ -252,3 +252,13 @@ def test_random_vit_is_the_same_whatever_the_seed_and_leaves_the_random_stream()
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
     torch.manual_seed(10)
     assert torch.equal(torch.rand(3), after_first), 'building the ViT consumed the global random stream'
+
+
+def test_data_parallel_wrapping_keeps_the_autocast_dtype_in_its_replicas():
+    from basicsr.models.base_model import BaseModel
+    from basicsr_vitloss.utils.data_parallel import AutocastDataParallel
+    model = BaseModel({'num_gpu': 2, 'is_train': False, 'dist': False})  # BasicSR's DataParallel mode
+    model.device = torch.device('cpu')  # the wrapper is built the same way; no GPU here
+    wrapped = model.model_to_device(torch.nn.Linear(2, 2))
+    assert isinstance(wrapped, AutocastDataParallel)
+    assert isinstance(model.get_bare_model(wrapped), torch.nn.Linear)
