@@ -357,7 +357,7 @@ def build_parser():
                         help='each component is scaled between this percentile and 100 minus it, clipped '
                              f'(default {DEFAULT_PERCENTILE:g}; 0: min-max)')
     parser.add_argument('--title', default=None, help='title line (default: backbone, weights, sizes)')
-    parser.add_argument('--seed', type=int, default=0, help='torch seed, for random weights (default 0)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of random ViT weights (default 0)')
     parser.add_argument('--device', default=None, help='torch device (default: cuda if available, else cpu)')
     return parser
 
@@ -393,10 +393,9 @@ def main(argv=None):
     vgg_weights = None if args.no_vgg else find_vgg_weights(args.vgg_weights)  # before any work
 
     device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    torch.manual_seed(args.seed)  # random weights (--pretrained false) are reproducible
     print(f'building {args.backbone} ViT (pretrained={pretrained}, block {args.layer})')
     extractor = ViTFeatureExtractor(args.backbone, pretrained=pretrained, layers=args.layer, feature='token',
-                                    **backbone_kwargs).to(device)
+                                    init_seed=args.seed, **backbone_kwargs).to(device)
     patch = extractor.patch_size
     if height < patch[0] or width < patch[1]:
         raise ValueError(f'the image {args.image} is {width}x{height} pixels (width x height, after --size), smaller '

@@ -115,10 +115,11 @@ def load_encoder_weights(model, state, source, pos_embed_interpolation='mae'):
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
 
 
-def create_vit(backbone='mae', pretrained=True, pos_embed_interpolation='mae', **backbone_kwargs):
+def create_vit(backbone='mae', pretrained=True, pos_embed_interpolation='mae', init_seed=VIT_INIT_SEED,
+               **backbone_kwargs):
     """A timm VisionTransformer for ``backbone`` ('mae' | 'dino' | 'vit' | a timm model name) with
     ``pretrained`` True (released weights through timm's hub), False (random, the same in every process:
-    ``VIT_INIT_SEED``) or a checkpoint path."""
+    ``init_seed``) or a checkpoint path."""
     timm = _timm()
     name = BACKBONES.get(backbone, backbone)
     if not isinstance(name, str) or name.split('.')[0] not in timm.list_models():
@@ -127,7 +128,7 @@ def create_vit(backbone='mae', pretrained=True, pos_embed_interpolation='mae', *
     hub = pretrained is True
     try:
         with torch.random.fork_rng(devices=[]):  # on the CPU, where timm initializes
-            torch.manual_seed(VIT_INIT_SEED)
+            torch.manual_seed(init_seed)
             model = timm.create_model(name, pretrained=hub, num_classes=0, **backbone_kwargs)
     except Exception as error:
         if not hub:
@@ -170,14 +171,14 @@ class ViTFeatureExtractor(nn.Module):
     """
 
     def __init__(self, backbone='mae', pretrained=True, layers=5, feature='token', pos_embed_interpolation='mae',
-                 **backbone_kwargs):
+                 init_seed=VIT_INIT_SEED, **backbone_kwargs):
         super().__init__()
         self.layers = sorted({int(layer) for layer in ([layers] if isinstance(layers, int) else layers)})
         if feature not in FEATURES:
             raise ValueError(f"Unknown feature '{feature}': expected one of {', '.join(FEATURES)}.")
         self.feature = feature
         self.pos_embed_interpolation = check_pos_embed_interpolation(pos_embed_interpolation)
-        vit = create_vit(backbone, pretrained, pos_embed_interpolation, **backbone_kwargs)
+        vit = create_vit(backbone, pretrained, pos_embed_interpolation, init_seed, **backbone_kwargs)
         depth = len(vit.blocks)
         if not self.layers or self.layers[0] < 1 or self.layers[-1] > depth:
             raise ValueError(f'layers must be block indices in 1..{depth} for this backbone, got {layers}.')
