@@ -12,7 +12,7 @@ import basicsr_vitloss  # noqa: F401  (registers the architectures)
 from basicsr.archs import build_network
 from basicsr_vitloss import infer
 from basicsr_vitloss.utils.tiling import tiled_forward
-from conftest import REPO, run
+from conftest import REPO, NonFiniteForBright, run
 
 NAFNET = {'type': 'NAFNet', 'img_channel': 3, 'width': 8, 'middle_blk_num': 1, 'enc_blk_nums': [1, 1],
           'dec_blk_nums': [1, 1]}
@@ -263,22 +263,6 @@ def test_console_entry_in_a_subprocess(single, tmp_path):
     np.testing.assert_array_equal(read_out(tmp_path / 'out' / 'a.png'), expected)
 
 
-class NonFiniteForBright(torch.nn.Module):
-    """A 1x1 convolution (the identity) whose output holds ``value`` at one pixel for inputs brighter than 0.5:
-    one image of two fails, and only one value of it is not finite."""
-
-    def __init__(self, value):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 3, 1, bias=False)
-        torch.nn.init.dirac_(self.conv.weight)
-        self.value = value
-
-    def forward(self, x):
-        out = self.conv(x)
-        if x.mean() > 0.5:
-            out = out.clone()
-            out[0, 1, 2, 3] = self.value
-        return out
 
 
 @pytest.mark.parametrize('value', [float('nan'), float('inf'), -float('inf')])

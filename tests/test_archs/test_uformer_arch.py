@@ -197,5 +197,6 @@ def test_cross_modulator_trains_under_ddp_without_find_unused_parameters(tmp_pat
         for seed in range(2):
             adam_l1_step(net, optimizer, images(1, 3, 32, 32, seed=seed), images(1, 3, 32, 32, seed=seed + 10),
                          check_gradients=False)
+        assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
     finally:
         dist.destroy_process_group()

@@ -1,6 +1,7 @@
 """A validation / test output holding NaN or inf stops the run with an error naming the image and the iteration,
 in BasicSR's own validation and in the plugin's float validation, instead of saving black pixels and scoring
 them."""
+import functools
 import os
 
 import numpy as np
@@ -10,6 +11,8 @@ from torch.utils.data import DataLoader, Dataset
 
 import basicsr_vitloss  # noqa: F401  (registration, the patched validation)
 from basicsr.models import build_model
+
+import conftest
 
 NETWORK = {'type': 'NAFNet', 'img_channel': 3, 'width': 8, 'enc_blk_nums': [1], 'dec_blk_nums': [1],
            'middle_blk_num': 1}
@@ -30,21 +33,7 @@ class TwoImages(Dataset):
         return {'lq': image, 'gt': image.clone(), 'lq_path': f'/data/{name}.png', 'gt_path': f'/data/{name}.png'}
 
 
-class NonFiniteForBright(torch.nn.Module):
-    """The identity, except one output value is ``value`` for inputs brighter than 0.5."""
-
-    def __init__(self, value):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 3, 1, bias=False)
-        torch.nn.init.dirac_(self.conv.weight)
-        self.value = value
-
-    def forward(self, x):
-        out = self.conv(x)
-        if x.mean() > 0.5:
-            out = out.clone()
-            out[0, 0, 5, 7] = self.value
-        return out
+NonFiniteForBright = functools.partial(conftest.NonFiniteForBright, pixel=(0, 0, 5, 7))
 
 
 def model_with(net, tmp_path, metrics, is_train=True, **val):
