@@ -30,11 +30,22 @@ import sys
 
 import yaml
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)  # this checkout's package, also when run as a file
+
 GRIDS = {  # name -> (data, input mode, networks, paper table)
     'dpdd_dual': ('dpdd', 'dual_pixel', ('dpdnet', 'uformer', 'restormer', 'nafnet'), 'Table I'),
     'dpdd_single': ('dpdd', 'single', ('dpdnet', 'uformer', 'restormer', 'nafnet'), 'Table II'),
     'gopro': ('gopro', 'single', ('mprnet', 'uformer', 'restormer', 'nafnet'), 'Table III'),
+    'gopro_equal_budget': ('gopro', 'single', ('mprnet', 'uformer', 'restormer', 'nafnet'), 'Table III'),
 }
+#: the training budget of each grid: 'official' = each network's official recipe; 'equal' = the paper's protocol
+#: (Sec. IV-A2: one optimizer, a fixed number of epochs for all networks, batches cut to fit one 24 GB GPU) with
+#: this generator's values for what the paper leaves out (EQUAL_BUDGET)
+BUDGETS = {'dpdd_dual': 'official', 'dpdd_single': 'official', 'gopro': 'official', 'gopro_equal_budget': 'equal'}
+#: the paper's numbers of a grid (the equal-budget grid reproduces Table III's rows)
+PAPER_GRID = {'gopro_equal_budget': 'gopro'}
 LOSSES = ('baseline', 'vgg', 'local', 'global')
 NETWORK_NAMES = {'dpdnet': 'DPDNet', 'mprnet': 'MPRNet', 'uformer': 'Uformer', 'restormer': 'Restormer',
                  'nafnet': 'NAFNet'}
@@ -57,74 +68,8 @@ AUTHORS_CODE = {
 #: the file users are told to run first
 HEADLINE = ('restormer_dpdd_local.yml', 'dpdd_dual', 'restormer', 'local')
 
-#: what the paper reports (Tables I-III): DPDD Combined PSNR / SSIM / MAE / LPIPS / NIQE; GoPro and HIDE
-#: PSNR / SSIM / LPIPS / NIQE
-PAPER = {
-    'dpdd_dual': {
-        ('dpdnet', 'baseline'): (25.45, 0.7987, 0.0391, 0.1531, 4.715),
-        ('dpdnet', 'vgg'): (25.39, 0.7969, 0.0396, 0.1154, 4.373),
-        ('dpdnet', 'local'): (25.88, 0.7997, 0.0382, 0.0945, 4.656),
-        ('dpdnet', 'global'): (25.50, 0.7952, 0.0391, 0.1049, 4.432),
-        ('uformer', 'baseline'): (25.97, 0.8111, 0.0375, 0.1480, 4.704),
-        ('uformer', 'vgg'): (26.02, 0.8135, 0.0375, 0.1308, 4.605),
-        ('uformer', 'local'): (26.20, 0.8184, 0.0367, 0.0985, 4.464),
-        ('uformer', 'global'): (26.08, 0.8141, 0.0371, 0.1048, 4.307),
-        ('restormer', 'baseline'): (26.29, 0.8232, 0.0360, 0.1414, 5.049),
-        ('restormer', 'vgg'): (26.34, 0.8227, 0.0359, 0.1186, 4.796),
-        ('restormer', 'local'): (26.43, 0.8234, 0.0357, 0.0848, 4.579),
-        ('restormer', 'global'): (26.35, 0.8224, 0.0359, 0.0949, 4.573),
-        ('nafnet', 'baseline'): (26.44, 0.8254, 0.0360, 0.1399, 4.883),
-        ('nafnet', 'vgg'): (26.38, 0.8251, 0.0362, 0.1292, 4.793),
-        ('nafnet', 'local'): (26.53, 0.8259, 0.0355, 0.0852, 4.451),
-        ('nafnet', 'global'): (26.45, 0.8245, 0.0359, 0.0971, 4.572),
-    },
-    'dpdd_single': {
-        ('dpdnet', 'baseline'): (24.79, 0.7650, 0.0420, 0.1928, 4.9655),
-        ('dpdnet', 'vgg'): (24.73, 0.7653, 0.0423, 0.1478, 4.5089),
-        ('dpdnet', 'local'): (24.89, 0.7667, 0.0414, 0.1402, 4.5772),
-        ('dpdnet', 'global'): (24.85, 0.7654, 0.0418, 0.1398, 4.3601),
-        ('uformer', 'baseline'): (25.16, 0.7862, 0.0405, 0.1656, 4.7637),
-        ('uformer', 'vgg'): (25.20, 0.7890, 0.0401, 0.1549, 4.6818),
-        ('uformer', 'local'): (25.44, 0.7928, 0.0392, 0.1054, 4.4187),
-        ('uformer', 'global'): (25.24, 0.7857, 0.0400, 0.1243, 4.4882),
-        ('restormer', 'baseline'): (25.52, 0.7868, 0.0386, 0.1741, 5.1676),
-        ('restormer', 'vgg'): (25.54, 0.7865, 0.0386, 0.1666, 5.1300),
-        ('restormer', 'local'): (25.68, 0.7935, 0.0387, 0.1086, 4.6505),
-        ('restormer', 'global'): (25.59, 0.7920, 0.0387, 0.1381, 4.9002),
-        ('nafnet', 'baseline'): (25.38, 0.7922, 0.0395, 0.1619, 4.9385),
-        ('nafnet', 'vgg'): (25.39, 0.7932, 0.0396, 0.1507, 4.8265),
-        ('nafnet', 'local'): (25.58, 0.7931, 0.0387, 0.1047, 4.4996),
-        ('nafnet', 'global'): (25.42, 0.7887, 0.0395, 0.1187, 4.6875),
-    },
-    'gopro': {  # GoPro PSNR SSIM LPIPS NIQE, HIDE PSNR SSIM LPIPS NIQE
-        ('mprnet', 'baseline'): (28.55, 0.9111, 0.1343, 5.4627, 27.25, 0.8847, 0.1425, 4.9244),
-        ('mprnet', 'vgg'): (28.15, 0.9040, 0.0876, 4.7615, 27.09, 0.8792, 0.1073, 4.1345),
-        ('mprnet', 'local'): (28.47, 0.9093, 0.1102, 4.9845, 27.12, 0.8818, 0.1250, 4.3741),
-        ('mprnet', 'global'): (28.48, 0.9093, 0.1145, 5.1228, 27.18, 0.8824, 0.1282, 4.6510),
-        ('uformer', 'baseline'): (30.21, 0.9343, 0.1135, 5.5583, 28.48, 0.9079, 0.1296, 4.9227),
-        ('uformer', 'vgg'): (29.72, 0.9197, 0.0694, 5.9382, 28.09, 0.8820, 0.0920, 5.7450),
-        ('uformer', 'local'): (30.21, 0.9311, 0.0652, 4.3113, 28.54, 0.9009, 0.0865, 3.8116),
-        ('uformer', 'global'): (30.24, 0.9346, 0.0787, 4.8536, 28.55, 0.9080, 0.0979, 4.3274),
-        ('restormer', 'baseline'): (29.61, 0.9277, 0.1154, 5.4515, 28.62, 0.9109, 0.1225, 4.9703),
-        ('restormer', 'vgg'): (29.59, 0.9193, 0.0639, 5.5767, 28.18, 0.8848, 0.0848, 5.4517),
-        ('restormer', 'local'): (30.00, 0.9315, 0.0620, 4.5327, 28.70, 0.9099, 0.0791, 3.8731),
-        ('restormer', 'global'): (30.00, 0.9332, 0.0718, 4.7452, 28.71, 0.9116, 0.0887, 4.1751),
-        ('nafnet', 'baseline'): (32.40, 0.9565, 0.0847, 5.2740, 30.18, 0.9304, 0.0954, 4.6582),
-        ('nafnet', 'vgg'): (32.60, 0.9580, 0.0590, 4.9712, 30.37, 0.9328, 0.0761, 4.2791),
-        ('nafnet', 'local'): (32.64, 0.9582, 0.0557, 4.9093, 30.37, 0.9322, 0.0722, 4.1120),
-        ('nafnet', 'global'): (32.48, 0.9568, 0.0557, 4.7807, 30.19, 0.9279, 0.0738, 4.0281),
-    },
-}
-#: Tables IV / V (DPDNet + local, dual-pixel DPDD): PSNR SSIM MAE LPIPS NIQE; DINO's row did not survive
-#: in the text of the paper available here, Fig. 8 gives no per-point values
-PAPER_ABLATIONS = {
-    ('backbone', 'vit'): (25.61, 0.7967, 0.0389, 0.1237, 4.675),
-    ('backbone', 'mae'): (25.88, 0.7997, 0.0382, 0.0945, 4.656),
-    ('feature', 'key'): (25.84, 0.7956, 0.0381, 0.0955, 4.626),
-    ('feature', 'query'): (25.90, 0.7966, 0.0379, 0.0942, 4.756),
-    ('feature', 'value'): (25.96, 0.7986, 0.0379, 0.0983, 4.731),
-    ('feature', 'token'): (25.88, 0.7997, 0.0382, 0.0945, 4.656),
-}
+#: what the paper reports (Tables I-V), in the package so that ``evaluate merge --paper`` can use them too
+from basicsr_vitloss.evaluation.paper_tables import PAPER, PAPER_ABLATIONS  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ fragments
 
@@ -187,7 +132,7 @@ def check_networks():
     for grid, (_, _, networks, _) in GRIDS.items():
         for net in networks:
             check_network(net, f'GRIDS[{grid!r}]')
-        for net, _ in PAPER[grid]:
+        for net, _ in PAPER[PAPER_GRID.get(grid, grid)]:
             check_network(net, f'PAPER[{grid!r}]')
     check_network(HEADLINE[2], 'HEADLINE')
     for table, names in (('TINY_NETWORK', TINY_NETWORK), ('RECIPES', RECIPES)):
@@ -198,17 +143,55 @@ def check_networks():
             raise ValueError(f'{table} has no entry for {", ".join(missing)}')
 
 
-def network_g(net, in_channels, data):
-    """The network_g options of ``net`` (a NETWORK_NAMES key) for ``in_channels`` input channels."""
+#: The network of every row of Tables I-V, as the paper names it: net -> (variant built, the paper's words or None
+#: when the paper does not say). Sec. IV-A3: "DPDNet [4], Uformer-T (abbreviated Uformer in the following
+#: sections) [5], Restormer [6], and NAFNet [7]" for Tables I, II (and DPDNet for the ablations, Tables IV, V);
+#: Sec. IV-B adds MPRNet [51] for Table III. Restormer, DPDNet and MPRNet have one published size; NAFNet's width is
+#: not stated. tests/test_scripts/test_options.py checks the words against the paper and every file against this.
+PAPER_NETWORKS = {
+    'dpdnet': ('DPDNet', 'DPDNet [4]'),
+    'uformer': ('T', 'Uformer-T (abbreviated Uformer in the following sections) [5]'),
+    'restormer': ('Restormer', 'Restormer [6]'),
+    'mprnet': ('MPRNet', 'MPRNet [51]'),
+    # not stated; width 32 because the paper's NAFNet GoPro baseline (32.40 dB) is below even width 32's published
+    # 32.87 dB, width 32 is the GoPro recipe NAFNet lists first, and it leaves a 24 GB GPU room for a larger batch
+    'nafnet': ('width32', None),
+}
+#: named sizes of the networks that have several (official configurations); ``--variant uformer=B`` selects one
+VARIANTS = {
+    'uformer': {'T': {'embed_dim': 16, 'depths': [2, 2, 2, 2, 2, 2, 2, 2, 2]},  # Uformer_T of the official model.py
+                'S': {'embed_dim': 32, 'depths': [2, 2, 2, 2, 2, 2, 2, 2, 2]},
+                'B': {'embed_dim': 32, 'depths': [1, 2, 8, 8, 2, 8, 8, 2, 1]}},  # the official GoPro training
+    'nafnet': {'width32': {'width': 32}, 'width64': {'width': 64}},  # NAFNet-width32.yml / -width64.yml (GoPro)
+}
+#: the variant each network is built with (PAPER_NETWORKS; make_options.py --variant changes it for one run)
+CHOSEN_VARIANTS = {net: variant for net, (variant, _) in PAPER_NETWORKS.items() if net in VARIANTS}
+
+
+def variant_name(net, variant=None):
+    """'Uformer-T', 'NAFNet width 32', or the network's name when it has one size."""
+    variant = variant or CHOSEN_VARIANTS.get(net)
+    if net == 'uformer':
+        return f'Uformer-{variant}'
+    if net == 'nafnet':
+        return f'NAFNet width {variant[len("width"):]}'
+    return NETWORK_NAMES[net]
+
+
+def network_g(net, in_channels, data=None, variant=None):
+    """The network_g options of ``net`` (a NETWORK_NAMES key) for ``in_channels`` input channels, in its
+    ``variant`` (default: CHOSEN_VARIANTS, the paper's)."""
     check_network(net, 'network_g')
+    if net in VARIANTS:
+        variant = variant or CHOSEN_VARIANTS[net]
+        if variant not in VARIANTS[net]:
+            raise ValueError(f'network_g: unknown {NETWORK_NAMES[net]} variant {variant!r}; known: '
+                             f'{", ".join(VARIANTS[net])}')
     if net == 'dpdnet':
         return {'type': 'DPDNet', 'in_channels': in_channels, 'out_channels': 3}
     if net == 'uformer':
-        if data == 'gopro':  # the official GoPro recipe trains Uformer-B
-            return {'type': 'Uformer', 'img_size': 256, 'embed_dim': 32, 'win_size': 8, 'token_projection': 'linear',
-                    'token_mlp': 'leff', 'modulator': True, 'depths': [1, 2, 8, 8, 2, 8, 8, 2, 1]}
-        return {'type': 'Uformer', 'img_size': 256, 'embed_dim': 16, 'win_size': 8, 'token_projection': 'linear',
-                'token_mlp': 'leff', 'modulator': True, 'dd_in': in_channels}  # Uformer-T, as the paper
+        return {'type': 'Uformer', 'img_size': 256, **VARIANTS[net][variant], 'win_size': 8,
+                'token_projection': 'linear', 'token_mlp': 'leff', 'modulator': True, 'dd_in': in_channels}
     if net == 'mprnet':  # the official GoPro model (constructor defaults)
         return {'type': 'MPRNet', 'in_c': in_channels, 'out_c': 3, 'n_feat': 96, 'scale_unetfeats': 48,
                 'scale_orsnetfeats': 32, 'num_cab': 8, 'kernel_size': 3, 'reduction': 4, 'bias': False}
@@ -218,7 +201,7 @@ def network_g(net, in_channels, data):
                 'ffn_expansion_factor': 2.66, 'bias': False, 'LayerNorm_type': 'WithBias',
                 'dual_pixel_task': in_channels == 6}
     assert net == 'nafnet', net  # every name check_network accepts has its branch above
-    return {'type': 'NAFNetLocal', 'img_channel': in_channels, 'out_channels': 3, 'width': 64,
+    return {'type': 'NAFNetLocal', 'img_channel': in_channels, 'out_channels': 3, **VARIANTS[net][variant],
             'enc_blk_nums': [1, 1, 1, 28], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1, 1, 1]}
 
 
@@ -270,13 +253,13 @@ RECIPES = {
                   'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
     },
     'nafnet': {
-        'source': "NAFNet's official GoPro width-64 options (8 GPUs; NAFNet has no DPDD recipe)",
+        'source': "NAFNet's official GoPro width-32 options (NAFNet-width32.yml, 8 GPUs; NAFNet has no DPDD recipe)",
         'gpus': 8, 'gpus_note': 'the official options train with 8 GPU processes',
-        'data': {'gt_size': 256, 'batch_size_per_gpu': 8, 'num_worker_per_gpu': 8},
+        'data': {'gt_size': 256, 'batch_size_per_gpu': 4, 'num_worker_per_gpu': 4},
         'augment': 'all',
-        'train': {'total_iter': 400000, 'warmup_iter': -1, 'use_grad_clip': True,
-                  'optim_g': {'type': 'AdamW', 'lr': 1.0e-3, 'weight_decay': 1.0e-3, 'betas': [0.9, 0.9]},
-                  'scheduler': {'type': 'TrueCosineAnnealingLR', 'T_max': 400000, 'eta_min': 1.0e-7},
+        'train': {'total_iter': 200000, 'warmup_iter': -1, 'use_grad_clip': True,
+                  'optim_g': {'type': 'AdamW', 'lr': 1.0e-3, 'weight_decay': 0, 'betas': [0.9, 0.9]},
+                  'scheduler': {'type': 'TrueCosineAnnealingLR', 'T_max': 200000, 'eta_min': 1.0e-7},
                   'pixel_opt': {'type': 'PSNRLoss', 'loss_weight': 1.0, 'reduction': 'mean'}},
     },
     'uformer': {
@@ -305,6 +288,26 @@ RECIPES = {
                   'pixel_opt': {'type': 'MSELoss', 'loss_weight': 1.0, 'reduction': 'mean'}},
     },
 }
+#: NAFNet's GoPro width-64 options (NAFNet-width64.yml), for --variant nafnet=width64
+NAFNET_WIDTH64_RECIPE = {
+    'source': "NAFNet's official GoPro width-64 options (NAFNet-width64.yml, 8 GPUs; NAFNet has no DPDD recipe)",
+    'gpus': 8, 'gpus_note': 'the official options train with 8 GPU processes',
+    'data': {'gt_size': 256, 'batch_size_per_gpu': 8, 'num_worker_per_gpu': 8},
+    'augment': 'all',
+    'train': {'total_iter': 400000, 'warmup_iter': -1, 'use_grad_clip': True,
+              'optim_g': {'type': 'AdamW', 'lr': 1.0e-3, 'weight_decay': 1.0e-3, 'betas': [0.9, 0.9]},
+              'scheduler': {'type': 'TrueCosineAnnealingLR', 'T_max': 400000, 'eta_min': 1.0e-7},
+              'pixel_opt': {'type': 'PSNRLoss', 'loss_weight': 1.0, 'reduction': 'mean'}},
+}
+
+
+def recipe(net):
+    """The official recipe of ``net`` in its chosen variant (NAFNet: width 32 or 64)."""
+    if net == 'nafnet' and CHOSEN_VARIANTS['nafnet'] == 'width64':
+        return NAFNET_WIDTH64_RECIPE
+    return RECIPES[net]
+
+
 GPU_NOTE = ('batch_size_per_gpu as in the official recipe; the paper trained on one 24 GB RTX 3090 and '
             'reduced some batch sizes (values not given)')
 
@@ -316,19 +319,19 @@ def common(net):
     for key, value in copy.deepcopy(COMMON).items():
         opt[key] = value
         if key == 'num_gpu':
-            opt['recipe_gpus'] = RECIPES[net]['gpus']
+            opt['recipe_gpus'] = recipe(net)['gpus']
     return opt
 
 
 def gpu_line(net):
     """The header line that says what `recipe_gpus` records."""
-    recipe = RECIPES[net]
-    gpus, data = recipe['gpus'], recipe['data']
+    used = recipe(net)
+    gpus, data = used['gpus'], used['data']
     per_gpu = data.get('mini_batch_sizes') or [data['batch_size_per_gpu']]
     effective = [b * gpus for b in per_gpu]
     batch = (f'per stage {per_gpu} x {gpus} = {effective}' if len(per_gpu) > 1
              else f'{per_gpu[0]} x {gpus} = {effective[0]}')
-    return (f'# GPUs: recipe_gpus: {gpus} records the recipe\'s GPU processes ({recipe["gpus_note"]}); effective batch '
+    return (f'# GPUs: recipe_gpus: {gpus} records the recipe\'s GPU processes ({used["gpus_note"]}); effective batch '
             f'(batch per GPU x GPUs) {batch}. BasicSR ignores the key; scripts/scale_recipe.py --gpus N fits the '
             'file to N GPUs.')
 
@@ -373,26 +376,101 @@ def eval_dataset(data, mode, split):
 
 def model_type(net):
     """The recipe's own model_type where COMMON's does not do (MPRNet: losses on every stage)."""
-    return {'model_type': RECIPES[net]['model_type']} if 'model_type' in RECIPES[net] else {}
+    return {'model_type': recipe(net)['model_type']} if 'model_type' in recipe(net) else {}
+
+
+# ------------------------------------------------------------------------------------------ budgets
+
+#: The equal-budget grid's choices (the paper gives none of these values): one optimizer and one epoch count for
+#: all four networks, 256x256 patches from the full training images (an epoch is the 2103 images), each network's
+#: own pixel loss (the paper: "keep other losses the same as the settings of original papers"), cosine decay to
+#: 1e-6 over the run, and the largest batch that scripts/memory_model.py estimates to fit one 24 GiB GPU for every
+#: loss row of that network. make_options.py --epochs / --optimizer change the first two.
+EQUAL_BUDGET = {'epochs': 300, 'optimizer': 'adamw', 'patch': 256, 'gpu_memory_gib': 24, 'eta_min': 1.0e-6}
+OPTIMIZERS = {
+    'adamw': {'type': 'AdamW', 'lr': 2.0e-4, 'weight_decay': 1.0e-4, 'betas': [0.9, 0.999]},
+    'adam': {'type': 'Adam', 'lr': 2.0e-4, 'weight_decay': 0, 'betas': [0.9, 0.999]},
+}
+#: scripts/memory_model.py's fit at EQUAL_BUDGET's patch and GPU memory, for the paper's network sizes:
+#: net -> (batch, estimated GiB of the row that needs most at that batch, that row). tests/test_scripts/
+#: test_options.py recomputes one; rerun `python scripts/memory_model.py --opt ...` after changing a network.
+EQUAL_BUDGET_BATCH = {'mprnet': (3, 22.5, 'vgg'), 'uformer': (13, 23.9, 'vgg'), 'restormer': (1, 17.0, 'vgg'),
+                      'nafnet': (16, 23.5, 'vgg')}
+#: each architecture's own published numbers, which its official recipe aims at: (net, variant or None, grid) ->
+#: (numbers, source)
+PUBLISHED = {
+    ('mprnet', None, 'gopro'): ('GoPro PSNR / SSIM 32.66 / 0.959, HIDE 30.96 / 0.939', 'MPRNet, CVPR 2021, Table 2'),
+    ('restormer', None, 'gopro'): ('GoPro PSNR / SSIM 32.92 / 0.961, HIDE 31.22 / 0.942',
+                                   'Restormer, CVPR 2022, Table 2'),
+    ('nafnet', 'width32', 'gopro'): ('GoPro PSNR / SSIM 32.87 / 0.9606', "NAFNet's README, NAFNet-GoPro-width32"),
+    ('nafnet', 'width64', 'gopro'): ('GoPro PSNR / SSIM 33.71 / 0.9668', "NAFNet's README, NAFNet-GoPro-width64"),
+    ('uformer', 'B', 'gopro'): ('GoPro PSNR / SSIM 32.97 / 0.967, HIDE 30.83 / 0.952', 'Uformer, CVPR 2022, Table 2'),
+    ('restormer', None, 'dpdd_dual'): ('Combined PSNR / SSIM / MAE / LPIPS 26.66 / 0.833 / 0.035 / 0.155',
+                                       'Restormer, CVPR 2022, Table 4'),
+    ('restormer', None, 'dpdd_single'): ('Combined PSNR / SSIM / MAE / LPIPS 25.98 / 0.811 / 0.038 / 0.178',
+                                         'Restormer, CVPR 2022, Table 4'),
+    ('dpdnet', None, 'dpdd_dual'): ('Combined PSNR / SSIM / MAE 25.13 / 0.786 / 0.041', 'DPDNet, ECCV 2020, Table 2'),
+    ('dpdnet', None, 'dpdd_single'): ('Combined PSNR / SSIM / MAE 24.34 / 0.747 / 0.044',
+                                      'DPDNet, ECCV 2020, Table 2 (DPDNet-Single)'),
+}
+
+
+def published(net, grid):
+    """(numbers, source) of the architecture's own paper for this network size and data, or None."""
+    return PUBLISHED.get((net, CHOSEN_VARIANTS.get(net), grid))
+
+
+def equal_budget(net):
+    """(batch, iterations, epochs) of ``net`` in the equal-budget grid: BasicSR's training loader drops the last
+    incomplete batch, so an epoch of the 2103 images is 2103 // batch iterations."""
+    batch = EQUAL_BUDGET_BATCH[net][0]
+    return batch, EQUAL_BUDGET['epochs'] * (GOPRO_TRAIN_IMAGES // batch), EQUAL_BUDGET['epochs']
+
+
+def recipe_samples(net):
+    """Training samples (iterations x effective batch) of ``net``'s official recipe."""
+    used = recipe(net)
+    data, total = used['data'], used['train']['total_iter']
+    if 'iters' in data:  # progressive: each stage's iterations at its own batch
+        return sum(i * b * used['gpus'] for i, b in zip(data['iters'], data['mini_batch_sizes']))
+    return total * data['batch_size_per_gpu'] * used['gpus']
+
+
+def equal_budget_train(net, train, dataset):
+    """Turns an official recipe's train section and training dataset into the equal-budget grid's (in place)."""
+    batch, iterations, _ = equal_budget(net)
+    for key in ('iters', 'gt_sizes', 'mini_batch_sizes'):
+        dataset.pop(key, None)
+    dataset.update({'dataroot_gt': 'datasets/GoPro/train/target', 'dataroot_lq': 'datasets/GoPro/train/input',
+                    'gt_size': EQUAL_BUDGET['patch'], 'batch_size_per_gpu': batch, **augmentation('all')})
+    train.pop('mixing_augs', None)
+    train.update({'total_iter': iterations, 'warmup_iter': -1,
+                  'optim_g': copy.deepcopy(OPTIMIZERS[EQUAL_BUDGET['optimizer']]),
+                  'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [iterations], 'restart_weights': [1],
+                                'eta_min': EQUAL_BUDGET['eta_min']}})
 
 
 def train_options(grid, net, loss, name=None, vit_change=None):
     """The training options of one experiment as a dict."""
     data, mode, _, _ = GRIDS[grid]
-    recipe = RECIPES[net]
+    used = recipe(net)
     in_channels = 6 if mode == 'dual_pixel' else 3
-    train = copy.deepcopy(recipe['train'])
+    train = copy.deepcopy(used['train'])
     train['ema_decay'] = 0
     term = copy.deepcopy(LOSS_TERMS[loss])
     if term is not None:
         if vit_change:
             term.update(vit_change)
         train['perceptual_opt'] = term
+    dataset = train_dataset(data, mode, used)
     opt = {'name': name or f'{grid}_{net}_{loss}', **common(net), **model_type(net),
-           'datasets': {'train': train_dataset(data, mode, recipe), 'val': eval_dataset(data, mode, 'val')},
+           'datasets': {'train': dataset, 'val': eval_dataset(data, mode, 'val')},
            'network_g': network_g(net, in_channels, data), 'path': dict(PATH), 'train': train,
            'val': {'val_freq': 20000, 'save_img': False, 'tile': dict(TILE), 'metrics': copy.deepcopy(VAL_METRICS)},
            'logger': copy.deepcopy(LOGGER), 'dist_params': dict(DIST)}
+    if BUDGETS[grid] == 'equal':
+        opt['recipe_gpus'] = 1
+        equal_budget_train(net, train, dataset)
     return opt
 
 
@@ -403,7 +481,10 @@ def test_options(grid, net, loss):
     in_channels = 6 if mode == 'dual_pixel' else 3
     datasets = ({'test_1': eval_dataset(data, mode, 'test')} if data == 'dpdd'
                 else {'test_1': eval_dataset(data, mode, 'test'), 'test_2': eval_dataset(data, mode, 'hide')})
-    return {'name': f'test_{grid}_{net}_{loss}', **common(net), **model_type(net), 'datasets': datasets,
+    common_opt = common(net)
+    if BUDGETS[grid] == 'equal':
+        common_opt['recipe_gpus'] = 1
+    return {'name': f'test_{grid}_{net}_{loss}', **common_opt, **model_type(net), 'datasets': datasets,
             'network_g': network_g(net, in_channels, data),
             'path': {'pretrain_network_g': f'experiments/{grid}_{net}_{loss}/models/net_g_latest.pth',
                      'param_key_g': 'params', 'strict_load_g': True},
@@ -416,9 +497,71 @@ def _fmt(values):
     return ' / '.join(f'{v:g}' for v in values)
 
 
+def _signed(value, metric):
+    decimals = {'psnr': 2, 'ssim': 4, 'mae': 4, 'lpips': 4, 'niqe': 4}[metric]
+    return f'{value:+.{decimals}f}'
+
+
+def paper_change(grid, net, loss):
+    """The paper's change of row (net, loss) over the network's baseline row, as text."""
+    grid = PAPER_GRID.get(grid, grid)
+    row, base = PAPER[grid][(net, loss)], PAPER[grid][(net, 'baseline')]
+    metrics = ('psnr', 'ssim', 'mae', 'lpips', 'niqe') if GRIDS[grid][0] == 'dpdd' else ('psnr', 'ssim', 'lpips',
+                                                                                           'niqe') * 2
+    parts = [f'{m.upper()} {_signed(a - b, m)}' for a, b, m in zip(row, base, metrics)]
+    if GRIDS[grid][0] == 'dpdd':
+        return 'Combined ' + ', '.join(parts)
+    return 'GoPro ' + ', '.join(parts[:4]) + '; HIDE ' + ', '.join(parts[4:])
+
+
+def budget_lines(grid, net, loss):
+    """The header lines that say which training budget the file uses and what to expect from it."""
+    data, _, _, table = GRIDS[grid]
+    name = variant_name(net)
+    if loss == 'baseline':
+        claim = (f"{table}'s claim is the change of the +vgg / +local / +global rows over this row, not its absolute "
+                 'values')
+    else:
+        claim = f"{table}'s claim for this row is its change over the baseline row: {paper_change(grid, net, loss)}"
+    if BUDGETS[grid] == 'equal':
+        batch, iterations, epochs = equal_budget(net)
+        optim = OPTIMIZERS[EQUAL_BUDGET['optimizer']]
+        row_gib, row = EQUAL_BUDGET_BATCH[net][1:]
+        ours, theirs = epochs * (GOPRO_TRAIN_IMAGES // batch) * batch, recipe_samples(net)
+        return [
+            f"# Budget: equal for the four networks, the paper's protocol (Sec. IV-A2: the same optimizer and a fixed "
+            f'number of epochs for all, batches cut to fit one 24 GB RTX 3090); the paper gives no values, these are '
+            f"this grid's: {optim['type']} lr {optim['lr']:g} (weight decay {optim['weight_decay']:g}, betas "
+            f"{optim['betas']}), cosine to {EQUAL_BUDGET['eta_min']:g}, no warm-up, {epochs} epochs of the "
+            f'{GOPRO_TRAIN_IMAGES} training images = {epochs} x ({GOPRO_TRAIN_IMAGES} // {batch}) = {iterations} '
+            f"iterations, {EQUAL_BUDGET['patch']}x{EQUAL_BUDGET['patch']} patches, batch {batch}: the largest that "
+            f"scripts/memory_model.py estimates to fit {EQUAL_BUDGET['gpu_memory_gib']} GiB for every loss row of "
+            f'{name} ({row_gib:g} GiB for the {row} row). make_options.py --epochs N --optimizer adam|adamw '
+            'regenerates the grid for another budget.',
+            f'# Expect: numbers below the published ones of the architecture, as Table III\'s are: this budget is '
+            f'{ours} training samples against the official recipe\'s {theirs}. {claim}; compare that change: '
+            f'evaluate.py merge --paper table3 sets it beside the paper\'s.']
+    numbers = published(net, grid)
+    if numbers:
+        expect = (f"# Expect: this file runs {NETWORK_NAMES[net]}'s official recipe, not the paper's budget (one "
+                  f'optimizer and fixed epochs for all networks, reduced batches; values not given): expect about '
+                  f'{name}\'s published {numbers[0]} ({numbers[1]}), not {table}\'s absolute values')
+    elif net == 'uformer' and data == 'gopro':
+        base = PUBLISHED[('uformer', 'B', 'gopro')]
+        expect = (f"# Expect: this file runs Uformer's official GoPro recipe (written for Uformer-B) on {name}, the "
+                  f'paper\'s size; Uformer publishes GoPro numbers for Uformer-B only ({base[0]}, {base[1]}), none '
+                  f'for {name}; {table}\'s absolute values come from the paper\'s smaller budget')
+    else:
+        expect = (f"# Expect: {NETWORK_NAMES[net]} has no published DPDD result and no DPDD recipe; this file runs "
+                  f"its GoPro recipe on DPDD, so there is no published number to aim at; {table}'s absolute values "
+                  "come from the paper's own budget")
+    return [expect + f'. {claim}; evaluate.py merge --paper sets the two side by side.']
+
+
 def header(grid, net, loss, kind, ablation=None):
     """The comment block at the top of a file: what it reproduces and how to run it."""
     data, mode, _, table = GRIDS[grid]
+    paper_grid = PAPER_GRID.get(grid, grid)
     lines = ['# Generated by scripts/make_options.py; edit the generator, not this file.']
     if ablation:
         key, value = ablation
@@ -429,16 +572,26 @@ def header(grid, net, loss, kind, ablation=None):
             lines.append(f'# The paper reports (Combined PSNR / SSIM / MAE / LPIPS / NIQE): {_fmt(expected)}')
     else:
         what = {'dpdd_dual': 'dual-pixel defocus deblurring on DPDD', 'dpdd_single':
-                'single-image defocus deblurring on DPDD', 'gopro': 'motion deblurring, GoPro (test: GoPro, HIDE)'}
-        lines.append(f'# {table}, {NETWORK_NAMES[net]} {LOSS_NAMES[loss]}: {what[grid]}.')
-        expected = PAPER[grid][(net, loss)]
+                'single-image defocus deblurring on DPDD', 'gopro': 'motion deblurring, GoPro (test: GoPro, HIDE)',
+                'gopro_equal_budget': 'motion deblurring, GoPro (test: GoPro, HIDE), equal training budget'}
+        lines.append(f'# {table}, {variant_name(net)} {LOSS_NAMES[loss]}: {what[grid]}.')
+        expected = PAPER[paper_grid][(net, loss)]
         if data == 'dpdd':
             lines.append(f'# The paper reports (Combined PSNR / SSIM / MAE / LPIPS / NIQE): {_fmt(expected)}')
         else:
             lines.append(f'# The paper reports GoPro PSNR / SSIM / LPIPS / NIQE {_fmt(expected[:4])}, '
                          f'HIDE {_fmt(expected[4:])}')
-    lines.append(f'# Recipe: {RECIPES[net]["source"]}; {GPU_NOTE}.')
-    lines.append(gpu_line(net))
+    if BUDGETS[grid] == 'equal':
+        train = recipe(net)['train']
+        pixel = train['pixel_opt']['type'] + (f" + {train['edge_opt']['loss_weight']:g} x {train['edge_opt']['type']}"
+                                              if 'edge_opt' in train else '')
+        lines.append(f'# Network and losses: {variant_name(net)} with the pixel loss of its official recipe ({pixel}), '
+                     'as the paper keeps each network\'s own losses; the training budget is not the recipe\'s:')
+    else:
+        lines.append(f'# Recipe: {recipe(net)["source"]}; {GPU_NOTE}.')
+        lines.append(gpu_line(net))
+    if not ablation:
+        lines += budget_lines(grid, net, loss)
     if data == 'dpdd':
         swap = ('on (swap_views_on_hflip: true, the plugin\'s default; Restormer\'s code keeps the views)'
                 if SWAP_VIEWS_ON_HFLIP else 'off (as Restormer\'s code)')
@@ -472,14 +625,16 @@ def row_commands(grid, net, loss):
         restored = f'results/test_{name}/visualization/{dataset}'
         runs.append(['python', 'scripts/evaluate.py', 'run', '--restored', restored,
                      '--gt', gt, *labels, '--method', NETWORK_NAMES[net], '--loss', loss, '--dataset', short,
-                     '--out', f'reports/{name}{suffix}'])
+                     '--out', f'reports/{grid}/{net}_{loss}{suffix}'])
     return runs
 
 
 def merge_command(grid):
     """The command that merges a grid's reports into one table in the layout of the paper's table."""
     table = 'table' + str({'I': 1, 'II': 2, 'III': 3}[GRIDS[grid][3].split()[1]])  # Table II: table2
-    return ['python', 'scripts/evaluate.py', 'merge', f'reports/{grid}_*/results.json', '--out', f'reports/{table}.md']
+    out = f'reports/{table}.md' if BUDGETS[grid] == 'official' else f'reports/{table}_{grid}.md'
+    return ['python', 'scripts/evaluate.py', 'merge', f'reports/{grid}/*/results.json', '--paper', table,
+            '--out', out]
 
 
 def commands(grid, net, loss, train_file, test_file):
@@ -522,6 +677,7 @@ def shell(argv, comment='', width=110):
 
 
 def _paper_cell(grid, values):
+    grid = PAPER_GRID.get(grid, grid)
     niqe = NIQE_DECIMALS[grid]
     if GRIDS[grid][0] == 'dpdd':
         psnr, ssim, mae, lpips, niqe_value = values
@@ -548,8 +704,10 @@ def doc_part():
         for net in networks:
             for loss in LOSSES:
                 link = _link(f'options/{grid}/{net}_{loss}.yml')
-                out.append(f'| {table}, {NETWORK_NAMES[net]} {LOSS_NAMES[loss]} | {link} '
-                           f'| {_paper_cell(grid, PAPER[grid][(net, loss)])} |')
+                label = f'{table}{" (equal budget)" if BUDGETS[grid] == "equal" else ""}, {variant_name(net)}'
+                out.append(f'| {label} {LOSS_NAMES[loss]} | {link} '
+                           f'| {_paper_cell(grid, PAPER[PAPER_GRID.get(grid, grid)][(net, loss)])} |')
+    out += ['', budget_table()]
     out += ['', 'Test options for every row are under `options/test/` (same relative path). Ablations on dual-pixel',
             'DPDD with DPDNet + local loss (one change each from block 5 / tokens / mask 0.5 / MAE), and the',
             "authors' code on the same network:", '',
@@ -569,6 +727,35 @@ def doc_part():
         out.append(f"| the authors' code, {loss} loss ({setting}) | "
                    f'{_link(f"options/ablation/dpdnet_authors_code_{loss}.yml")} | none published |')
     return '\n'.join(out) + '\n'
+
+
+def budget_table():
+    """The Table III networks: the paper's baseline, what the official recipe and the equal budget lead to expect."""
+    out = ['**What to expect for Table III** (baseline rows; the loss rows are compared by their change over these):',
+           '', '| network | paper, Table III baseline (GoPro; HIDE PSNR / SSIM) | official recipe (`options/gopro/`): '
+           'expect the published numbers | equal budget (`options/gopro_equal_budget/`) |', '|---|---|---|---|']
+    for net in GRIDS['gopro'][2]:
+        paper = PAPER['gopro'][(net, 'baseline')]
+        numbers = published(net, 'gopro')
+        if numbers:
+            official = f'{numbers[0]} ({numbers[1]}); recipe: {recipe_samples(net):,} samples'
+        else:
+            base = PUBLISHED[('uformer', 'B', 'gopro')]
+            official = (f'none published for {variant_name(net)} (Uformer-B: {base[0]}, {base[1]}); recipe: '
+                        f'{recipe_samples(net):,} samples')
+        batch, iterations, epochs = equal_budget(net)
+        equal = (f'below the published numbers; batch {batch}, {epochs} epochs = {iterations:,} iterations = '
+                 f'{epochs * (GOPRO_TRAIN_IMAGES // batch) * batch:,} samples')
+        out.append(f'| {variant_name(net)} | {paper[0]:.2f} / {paper[1]:.4f}; {paper[4]:.2f} / {paper[5]:.4f} '
+                   f'| {official} | {equal} |')
+    optim = OPTIMIZERS[EQUAL_BUDGET['optimizer']]
+    out += ['', f"Equal budget (the paper's protocol, its values not given; ours): {optim['type']} lr {optim['lr']:g}, "
+            f"cosine to {EQUAL_BUDGET['eta_min']:g}, {EQUAL_BUDGET['epochs']} epochs of the {GOPRO_TRAIN_IMAGES} "
+            f"training images, {EQUAL_BUDGET['patch']}x{EQUAL_BUDGET['patch']} patches, the largest batch that "
+            f"`scripts/memory_model.py` estimates to fit {EQUAL_BUDGET['gpu_memory_gib']} GiB for every loss row. "
+            '`python scripts/make_options.py --epochs N --optimizer adam|adamw` regenerates the grid for another '
+            'budget.']
+    return '\n'.join(out)
 
 
 def render_doc(current):
@@ -637,12 +824,53 @@ def generate():
     return files
 
 
+def parse_variants(items):
+    """{'uformer': 'B'} from ['uformer=B']; ValueError naming the item and the known ones."""
+    variants = {}
+    for item in items:
+        net, _, variant = item.partition('=')
+        if net not in VARIANTS or variant not in VARIANTS[net]:
+            known = '; '.join(f'{n}={"|".join(v)}' for n, v in VARIANTS.items())
+            raise ValueError(f'--variant {item!r}: expected NET=VARIANT, one of {known}')
+        variants[net] = variant
+    return variants
+
+
+def configure(epochs=None, optimizer=None, variants=None):
+    """Sets the equal-budget grid's epochs / optimizer and the networks' sizes for the next generate(); returns
+    the previous settings (pass them back to restore)."""
+    previous = {'epochs': EQUAL_BUDGET['epochs'], 'optimizer': EQUAL_BUDGET['optimizer'],
+                'variants': dict(CHOSEN_VARIANTS)}
+    if optimizer is not None and optimizer not in OPTIMIZERS:
+        raise ValueError(f'optimizer must be one of {", ".join(OPTIMIZERS)}, got {optimizer!r}')
+    if epochs is not None:
+        EQUAL_BUDGET['epochs'] = int(epochs)
+    if optimizer is not None:
+        EQUAL_BUDGET['optimizer'] = optimizer
+    for net, variant in (variants or {}).items():
+        CHOSEN_VARIANTS[net] = variant
+    return previous
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'),
                         help='repository root to write options/ into (default: this repository)')
     parser.add_argument('--check', action='store_true', help='only report files that differ; exit 1 if any')
+    parser.add_argument('--epochs', type=int, default=EQUAL_BUDGET['epochs'],
+                        help=f"epochs of the equal-budget grid (default {EQUAL_BUDGET['epochs']})")
+    parser.add_argument('--optimizer', choices=sorted(OPTIMIZERS), default=EQUAL_BUDGET['optimizer'],
+                        help=f"optimizer of the equal-budget grid (default {EQUAL_BUDGET['optimizer']})")
+    parser.add_argument('--variant', action='append', default=[], metavar='NET=VARIANT',
+                        help='build a network in another size in every file, e.g. uformer=B or nafnet=width64 '
+                             f"(known: {'; '.join(f'{n}: {chr(44).join(v)}' for n, v in VARIANTS.items())})")
     args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error(f'--epochs must be at least 1, got {args.epochs}')
+    try:
+        configure(epochs=args.epochs, optimizer=args.optimizer, variants=parse_variants(args.variant))
+    except ValueError as error:
+        parser.error(str(error))
     files = generate()
     # docs/reproduce.md: its hand-written text from the target root, else from this repository
     doc = os.path.join(args.out, DOC)

@@ -88,7 +88,8 @@ def test_unknown_network_names_are_refused_with_the_closest_known_one(monkeypatc
 def test_the_grid_covers_the_papers_experiments():
     expected = {f'options/{grid}/{net}_{loss}.yml' for grid, (_, _, nets, _) in make_options.GRIDS.items()
                 for net in nets for loss in make_options.LOSSES}
-    assert len(expected) == 4 * 4 * 2 + 4 * 4  # Tables I, II: 4 networks x 4 losses; Table III: 4 x 4
+    # Tables I, II: 4 networks x 4 losses; Table III: 4 x 4 with the official recipes and 4 x 4 with an equal budget
+    assert len(expected) == 4 * 4 * 2 + 4 * 4 * 2
     assert expected <= set(GENERATED)
     assert {f'options/test/{p[len("options/"):]}' for p in expected} == set(TEST_FILES)
     ablations = [p for p in GENERATED if p.startswith('options/ablation/')]
@@ -113,7 +114,8 @@ def test_every_file_parses_with_basicsrs_option_parser(relative, tmp_path, monke
     if relative.startswith('options/demo'):
         return
     # recipe_gpus (the recipe's GPU processes, read by scripts/scale_recipe.py) passes BasicSR's parser untouched
-    assert opt['recipe_gpus'] == make_options.RECIPES[_network_key(opt)]['gpus']
+    equal = '_equal_budget/' in relative  # one GPU, the paper's protocol
+    assert opt['recipe_gpus'] == (1 if equal else make_options.recipe(_network_key(opt))['gpus'])
     if relative == f'options/{make_options.HEADLINE[0]}':
         _, grid, net, loss = make_options.HEADLINE
     else:
@@ -121,7 +123,7 @@ def test_every_file_parses_with_basicsrs_option_parser(relative, tmp_path, monke
     if is_train and grid != 'ablation':
         header = (REPO / relative).read_text().split('\nname:')[0]
         # the header quotes the paper's numbers for this cell
-        expected = make_options.PAPER[grid][(net, loss)]
+        expected = make_options.PAPER[make_options.PAPER_GRID.get(grid, grid)][(net, loss)]
         assert f'{expected[0]:g}' in header and make_options.GRIDS[grid][3] in header
 
 
@@ -220,7 +222,7 @@ def test_every_test_file_builds_its_test_data(relative, trees):
     assert opt['path']['pretrain_network_g'].startswith('experiments/')
     assert 'tile' not in opt['val']  # whole images, as the official tests
     metrics = opt['val']['metrics']
-    if '/gopro/' in relative:  # Table III: the MATLAB evaluation on 8-bit RGB
+    if '/gopro' in relative:  # Table III (both budgets): the MATLAB evaluation on 8-bit RGB
         assert not opt['val']['save_16bit'] and set(metrics) == {'psnr', 'ssim', 'lpips', 'niqe'}
         assert metrics['ssim']['type'] == 'calculate_ssim_matlab' and metrics['psnr']['type'] == 'calculate_psnr'
     else:  # Tables I, II: on floats of the 16-bit data
@@ -325,3 +327,110 @@ def test_train_test_evaluate_commands_of_a_row_work_together(trees, tmp_path, mo
     assert result['protocol']['pairing']['used'] == 'position' and result['protocol']['bit_depth']['restored'] == 16
     groups = result['groups']
     assert all(np.isfinite(groups['Combined'][m]) for m in ('psnr', 'ssim', 'mae', 'lpips', 'niqe'))
+
+
+# ------------------------------------------------------------------------- networks, budgets (issue 24)
+
+#: the paper's sentences that name its networks and budget (Sec. IV-A2, IV-A3, IV-B), verbatim from its text
+PAPER_EXCERPT = ' '.join((REPO / 'tests' / 'data' / 'paper_networks.txt').read_text().split())
+PAPER_FILE = REPO.parent / 'shared' / 'paper' / 'image-deblurring-vit-properties.txt'  # beside the repository
+#: the official configurations of the sizes (Uformer's model.py: Uformer_T / _S / _B; NAFNet's GoPro options)
+OFFICIAL_SIZES = {('uformer', 'T'): {'embed_dim': 16, 'depths': [2] * 9},
+                  ('uformer', 'B'): {'embed_dim': 32, 'depths': [1, 2, 8, 8, 2, 8, 8, 2, 1]},
+                  ('nafnet', 'width32'): {'width': 32}, ('nafnet', 'width64'): {'width': 64}}
+
+
+def test_the_papers_network_words_are_in_the_paper():
+    """The table the generator builds from quotes the paper; Uformer is named Uformer-T, NAFNet's width is not."""
+    quoted = {net: words for net, (_, words) in make_options.PAPER_NETWORKS.items() if words}
+    assert set(quoted) == {'dpdnet', 'uformer', 'restormer', 'mprnet'}
+    for words in quoted.values():
+        assert ' '.join(words.split()) in PAPER_EXCERPT
+    if PAPER_FILE.is_file():  # the excerpt is the paper's own text
+        paper = ' '.join(PAPER_FILE.read_text().split())
+        assert all(line.strip() in paper for line in PAPER_EXCERPT.split('. ') if line.strip())
+        assert 'NAFNet-' not in paper and 'width' not in paper  # NAFNet's width is not stated anywhere
+    assert make_options.PAPER_NETWORKS['uformer'][0] == 'T' and 'Uformer-T' in PAPER_EXCERPT
+
+
+@pytest.mark.parametrize('relative', TRAIN_FILES + TEST_FILES)
+def test_every_file_builds_the_network_size_the_paper_names(relative):
+    opt = _load(relative)
+    net = _network_key(opt)
+    variant = make_options.PAPER_NETWORKS[net][0]
+    for key, value in OFFICIAL_SIZES.get((net, variant), {}).items():
+        assert opt['network_g'][key] == value, (relative, key)
+    if net == 'restormer':  # one published size
+        assert opt['network_g']['dim'] == 48 and opt['network_g']['num_blocks'] == [4, 6, 6, 8]
+    if net == 'mprnet':
+        assert opt['network_g']['n_feat'] == 96 and opt['network_g']['num_cab'] == 8
+
+
+def test_variants_regenerate_the_grid_in_another_size(tmp_path):
+    out = tmp_path / 'out'
+    (out / 'docs').mkdir(parents=True)
+    (out / 'docs' / 'reproduce.md').write_text((REPO / 'docs' / 'reproduce.md').read_text())
+    script = REPO / 'scripts' / 'make_options.py'
+    proc = run(['python', script, '--out', out, '--variant', 'uformer=B', '--variant', 'nafnet=width64',
+                '--epochs', '7', '--optimizer', 'adam'], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    uformer = yaml.safe_load((out / 'options/gopro/uformer_local.yml').read_text())
+    assert uformer['network_g']['embed_dim'] == 32 and uformer['network_g']['depths'] == [1, 2, 8, 8, 2, 8, 8, 2, 1]
+    text = (out / 'options/gopro/nafnet_local.yml').read_text()
+    nafnet = yaml.safe_load(text)
+    assert nafnet['network_g']['width'] == 64 and nafnet['train']['total_iter'] == 400000  # width-64 recipe
+    assert '33.71 / 0.9668' in text.split('\nname:')[0]  # its own published number
+    equal = yaml.safe_load((out / 'options/gopro_equal_budget/mprnet_global.yml').read_text())
+    batch = equal['datasets']['train']['batch_size_per_gpu']
+    assert equal['train']['total_iter'] == 7 * (2103 // batch) and equal['train']['optim_g']['type'] == 'Adam'
+    bad = run(['python', script, '--out', out, '--variant', 'uformer=XL'], cwd=tmp_path, check=False)
+    assert bad.returncode == 2 and "--variant 'uformer=XL'" in bad.stderr and 'uformer=T|S|B' in bad.stderr
+
+
+def test_the_equal_budget_grid_has_one_optimizer_and_one_epoch_count():
+    files = [p for p in TRAIN_FILES if p.startswith('options/gopro_equal_budget/')]
+    assert len(files) == 16
+    optimizers, epochs = set(), set()
+    for relative in files:
+        opt = _load(relative)
+        data, train = opt['datasets']['train'], opt['train']
+        batch = data['batch_size_per_gpu']
+        assert batch == make_options.EQUAL_BUDGET_BATCH[_network_key(opt)][0]
+        assert train['total_iter'] % (2103 // batch) == 0  # whole epochs of BasicSR's loader (drop_last)
+        epochs.add(train['total_iter'] // (2103 // batch))
+        optimizers.add(yaml.safe_dump(train['optim_g']))
+        assert data['gt_size'] == 256 and 'mini_batch_sizes' not in data and opt['recipe_gpus'] == 1
+        assert data['dataroot_gt'] == 'datasets/GoPro/train/target'  # whole images: an epoch is 2103 images
+        assert train['scheduler']['periods'] == [train['total_iter']] and train['warmup_iter'] == -1
+        official = _load(relative.replace('gopro_equal_budget', 'gopro'))
+        assert train['pixel_opt'] == official['train']['pixel_opt']  # each network keeps its own losses
+        assert opt['network_g'] == official['network_g']
+        head = (REPO / relative).read_text().split('\nname:')[0]
+        assert f"{make_options.EQUAL_BUDGET['epochs']} epochs" in head and f'batch {batch}:' in head
+    assert len(optimizers) == 1 and epochs == {make_options.EQUAL_BUDGET['epochs']}
+
+
+@pytest.mark.parametrize('relative', [p for p in TRAIN_FILES if not p.startswith('options/ablation/')])
+def test_every_header_says_its_budget_and_the_papers_change(relative):
+    head = (REPO / relative).read_text().split('\nname:')[0]
+    opt = _load(relative)
+    net = _network_key(opt)
+    headline, grid, _, loss = make_options.HEADLINE
+    if relative != f'options/{headline}':
+        grid = Path(relative).parent.name
+        loss = Path(relative).stem.split('_', 1)[1]
+    expect = [line for line in head.split('\n') if line.startswith('# Expect:')]
+    assert len(expect) == 1, relative
+    paper = make_options.PAPER[make_options.PAPER_GRID.get(grid, grid)]
+    if loss != 'baseline':  # the paper's change of this row, computed here from the paper's two rows
+        change = paper[(net, loss)][0] - paper[(net, 'baseline')][0]
+        assert f'PSNR {change:+.2f}' in expect[0]
+    if make_options.BUDGETS[grid] == 'equal':
+        assert 'below the published ones' in expect[0]
+    elif (net, grid) in {('restormer', 'gopro'), ('mprnet', 'gopro'), ('nafnet', 'gopro'), ('restormer', 'dpdd_dual'),
+                         ('restormer', 'dpdd_single'), ('dpdnet', 'dpdd_dual'), ('dpdnet', 'dpdd_single')}:
+        assert "official recipe" in expect[0] and 'published' in expect[0]
+    elif net == 'uformer' and grid == 'gopro':  # Uformer publishes GoPro numbers for B only, the file trains T
+        assert 'none for Uformer-T' in expect[0]
+    else:  # Uformer and NAFNet have no DPDD recipe nor result
+        assert 'no published DPDD result' in expect[0]
