@@ -21,7 +21,7 @@ every output pixel of networks whose attention spans the image, such as Restorme
 Merge several runs into one comparison table::
 
     basicsr-vitloss-evaluate merge OUT1/results.json OUT2/results.json ... --out table.md
-        [--json merged.json] [--force]
+        [--json merged.json] [--force] [--paper table1|table2|table3]
 
 Pairing (``--pairing auto|name|position``, default auto). Restored images are named after their
 *sources* (BasicSR's ``python -m basicsr.test`` writes ``<source>_<suffix>.png``; ``run --opt`` writes
@@ -97,6 +97,12 @@ order; one row may gather runs on several datasets.
 checked pairing does not change; a metric's variant only where both runs computed it). When they
 differ it stops (status 2) naming the fields and files; a results.json without a protocol (an older
 evaluate.py) counts as different. ``--force`` merges anyway and lists the differences under the table.
+
+``merge --paper table1|table2|table3`` adds a second table: for each loss row whose network also has a
+row with loss ``baseline``, its change over that row (Combined group) beside the paper's change for the
+same network, loss, dataset and metric (``--method`` names as the paper's: DPDNet, Uformer, Restormer,
+NAFNet, MPRNet; ``--loss`` baseline / vgg / local / global; ``--dataset`` DPDD, GoPro, HIDE). Absolute
+numbers depend on the training budget; this change is what the paper claims.
 
 Bad inputs print ``evaluate: error: ...`` to stderr and exit with status 2.
 """
@@ -198,6 +204,9 @@ def build_parser():
     merge.add_argument('--json', help='also write the merged table as JSON')
     merge.add_argument('--force', action='store_true',
                        help='merge runs whose protocols differ (the table lists the differences)')
+    merge.add_argument('--paper', choices=('table1', 'table2', 'table3'),
+                       help="add a table of each loss row's change over its network's baseline row (loss "
+                            "'baseline') beside the paper's change in that table (Combined group)")
     return parser
 
 

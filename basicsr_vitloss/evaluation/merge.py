@@ -6,6 +6,7 @@ import os
 from basicsr_vitloss.evaluation.categories import COMBINED
 from basicsr_vitloss.evaluation.errors import EvaluateError, warn
 from basicsr_vitloss.evaluation.metrics import METRICS
+from basicsr_vitloss.evaluation.paper_changes import change_table
 from basicsr_vitloss.evaluation.results import NO_PROTOCOL, NOT_COMPARED, flatten, load_result, protocol_differences
 from basicsr_vitloss.evaluation.tables import column_headers, markdown_table, marks
 
@@ -55,6 +56,17 @@ def command_merge(args):
         if isinstance(protocol, dict):
             protocols.setdefault(dataset, protocol)
     lines = [text, legend, '']
+    changes = []
+    if getattr(args, 'paper', None):
+        change_text, changes = change_table(args.paper, rows, columns)
+        if change_text is None:
+            warn(f'--paper {args.paper}: no loss row has a baseline row of its network (loss "baseline") to '
+                 'compare with; no change table.')
+        else:
+            lines += [f'**Change over each network\'s baseline row** (Combined; ours, then the paper\'s '
+                      f'{args.paper.replace("table", "Table ")}): the quantity the paper claims, comparable across '
+                      'training budgets.', '', change_text,
+                      'Signs: a positive ΔPSNR / ΔSSIM and a negative ΔLPIPS / ΔNIQE / ΔMAE are improvements.', '']
     if differences:
         lines += ['**Protocol differences** (merged with --force; the marked comparisons are not like for like):',
                   ''] + [f'- {why}' for _, why in differences] + ['']
@@ -71,7 +83,11 @@ def command_merge(args):
         headers = column_headers(columns)
         merged = {'columns': [{'header': h, 'dataset': d, 'group': g, 'metric': m}
                               for h, (d, g, m) in zip(headers, columns)], 'rows': [],
-                  'protocols': protocols, 'protocol_differences': [why for _, why in differences]}
+                  'protocols': protocols, 'protocol_differences': [why for _, why in differences],
+                  'changes': [{'method': m, 'loss': loss, 'paper_table': args.paper,
+                               'cells': [{'dataset': d, 'metric': metric, 'ours': ours, 'paper': paper}
+                                         for (d, metric), (ours, paper) in cells.items()]}
+                              for m, loss, cells in changes]}
         column_marks = {c: marks([r[2].get(c) for r in table_rows], c[2]) for c in columns}
         for i, (method, loss, values) in enumerate(table_rows):
             merged['rows'].append({'method': method, 'loss': loss,
@@ -82,5 +98,7 @@ def command_merge(args):
             json.dump(merged, file, indent=2)
             file.write('\n')
     print(text, end='')
+    if changes:
+        print(change_text, end='')
     print(f'wrote {args.out}' + (f' and {args.json}' if args.json else ''))
     return 0

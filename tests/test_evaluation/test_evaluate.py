@@ -655,3 +655,35 @@ def test_inference_with_non_finite_outputs_stops_naming_the_images(tmp_path, cap
     assert sorted(p.name for p in (out / 'restored').iterdir()) == ['inference.json']  # no PNG, no temporary file
     assert not (out / 'results.json').exists()
     assert '2 of 2 images' in error()  # nothing was taken for a result: tried again
+
+
+def test_merge_paper_sets_each_rows_change_beside_the_papers(tmp_path):
+    """merge --paper table3: a loss row's change over its network's baseline row, next to Table III's change
+    (computed here from the paper's numbers as printed in its Table III)."""
+    matlab = dict(PROTOCOL, bit_depth={'restored': 8, 'gt': 8})
+    runs = {('baseline', 'GoPro'): (30.00, 0.9300, 0.1000, 5.000), ('local', 'GoPro'): (30.25, 0.9310, 0.0700, 4.500),
+            ('baseline', 'HIDE'): (28.00, 0.9000, 0.1200, 4.800), ('local', 'HIDE'): (28.10, 0.8990, 0.0900, 4.000)}
+    files = [write_result(tmp_path / f'{loss}_{dataset}.json', 'Restormer', loss, dataset,
+                          {'Combined': dict(zip(('psnr', 'ssim', 'lpips', 'niqe'), values))}, matlab)
+             for (loss, dataset), values in runs.items()]
+    files.append(write_result(tmp_path / 'naf.json', 'NAFNet', 'vgg', 'GoPro',  # no NAFNet baseline: no change row
+                              {'Combined': {'psnr': 31.0, 'ssim': 0.95, 'lpips': 0.06, 'niqe': 4.9}}, matlab))
+    table, merged = tmp_path / 'table.md', tmp_path / 'merged.json'
+    assert evaluate.main(['merge', *map(str, files), '--paper', 'table3', '--out', str(table),
+                          '--json', str(merged)]) == 0
+    text = table.read_text()
+    second = text[text.index('Change over each network'):]
+    header = [c.strip() for c in second.split('\n')[2].strip('|').split('|')]
+    assert header[:6] == ['Method', 'Loss', 'GoPro ΔPSNR', 'paper', 'GoPro ΔSSIM', 'paper']
+    row = [c.strip() for c in second.split('\n')[4].strip('|').split('|')]
+    cells = dict(zip(header[2::2], zip(row[2::2], row[3::2])))
+    # Table III, Restormer: baseline GoPro 29.61 / 0.9277 / 0.1154 / 5.4515, +local 30.00 / 0.9315 / 0.0620 / 4.5327
+    assert row[:2] == ['Restormer', 'local']
+    assert cells['GoPro ΔPSNR'] == ('+0.25', '+0.39') and cells['GoPro ΔSSIM'] == ('+0.0010', '+0.0038')
+    assert cells['GoPro ΔLPIPS'] == ('-0.0300', '-0.0534') and cells['GoPro ΔNIQE'] == ('-0.500', '-0.919')
+    assert cells['HIDE ΔPSNR'] == ('+0.10', '+0.08')  # HIDE 28.62 -> 28.70
+    assert 'NAFNet' not in second.split('\n\n')[1]
+    change = read_json(merged)['changes'][0]
+    assert change['loss'] == 'local' and change['cells'][0] == {
+        'dataset': 'GoPro', 'metric': 'psnr', 'ours': pytest.approx(0.25), 'paper': pytest.approx(0.39)}
+    assert evaluate.main(['merge', *map(str, files[:2]), '--paper', 'table1', '--out', str(table)]) == 2  # no DPDD
