@@ -217,22 +217,27 @@ TINY_NETWORK = {
 # DPDD training patches from scripts/prepare_dpdd.py (official rule): 350 scenes x (28 - 8 dropped) = 7000
 DPDD_TRAIN_PATCHES = 7000
 GOPRO_TRAIN_IMAGES = 2103
+#: iterations an epoch of GoPro train in MPRNet's and Uformer's scripts: their DataLoader keeps the last,
+#: incomplete batch (drop_last=False), so ceil(2103 / batch): 132 at MPRNet's 16, 263 at Uformer's 8
+MPRNET_EPOCH = -(-GOPRO_TRAIN_IMAGES // 16)
+UFORMER_EPOCH = -(-GOPRO_TRAIN_IMAGES // 8)
 
 RECIPES = {
     'mprnet': {
         'source': ("MPRNet's official Deblurring recipe (training.yml / train.py: batch 16, 256 patches, Adam 2e-4, "
-                   f'3 warm-up epochs then cosine to 1e-6 over 3000 epochs of {GOPRO_TRAIN_IMAGES} // 16 = '
-                   f'{GOPRO_TRAIN_IMAGES // 16} iterations; Charbonnier + 0.05 x edge loss on every stage)'),
+                   f'3 warm-up epochs then cosine to 1e-6 over 3000 epochs of ceil({GOPRO_TRAIN_IMAGES} / 16) = '
+                   f'{MPRNET_EPOCH} iterations (its loader keeps the last incomplete batch); Charbonnier + 0.05 x '
+                   'edge loss on every stage)'),
         'model_type': 'MultiStageModel',
         # 4 GPUs under DataParallel: one process with batch 16 in total, BasicSR's batch_size_per_gpu 16 x 1
         'gpus': 1, 'gpus_note': "the official run split batch 16 over 4 GPUs with DataParallel, one process: in "
                                 "BasicSR terms batch_size_per_gpu 16 x 1",
         'data': {'gt_size': 256, 'batch_size_per_gpu': 16, 'num_worker_per_gpu': 8},
         'augment': 'all',
-        'train': {'total_iter': 3000 * (GOPRO_TRAIN_IMAGES // 16), 'warmup_iter': 3 * (GOPRO_TRAIN_IMAGES // 16),
+        'train': {'total_iter': 3000 * MPRNET_EPOCH, 'warmup_iter': 3 * MPRNET_EPOCH,
                   'use_grad_clip': False,
                   'optim_g': {'type': 'Adam', 'lr': 2.0e-4, 'weight_decay': 0, 'betas': [0.9, 0.999], 'eps': 1.0e-8},
-                  'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [3000 * (GOPRO_TRAIN_IMAGES // 16)],
+                  'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [3000 * MPRNET_EPOCH],
                                 'restart_weights': [1], 'eta_min': 1.0e-6},
                   # MPRNet: sqrt(d^2 + (1e-3)^2); BasicSR adds eps unsquared, so eps = 1e-6
                   'pixel_opt': {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean', 'eps': 1.0e-6},
@@ -263,15 +268,17 @@ RECIPES = {
                   'pixel_opt': {'type': 'PSNRLoss', 'loss_weight': 1.0, 'reduction': 'mean'}},
     },
     'uformer': {
-        'source': ("Uformer's official GoPro training script (batch 8, 3000 epochs of 263 iterations, 3 warm-up "
+        'source': ("Uformer's official GoPro training script (train_motiondeblur.sh: Uformer-B, batch 8, 3000 epochs "
+                   f'of ceil({GOPRO_TRAIN_IMAGES} / 8) = {UFORMER_EPOCH} iterations (its loader keeps the last '
+                   'incomplete batch), 3 warm-up '
                    'epochs; Uformer has no DPDD recipe)'),
-        'gpus': 1, 'gpus_note': 'the script\'s batch 8 is the whole batch: 2103 // 8 = 263 iterations an epoch',
+        'gpus': 1, 'gpus_note': "the script's batch 8 is the whole batch, split over 2 GPUs by DataParallel",
         'data': {'gt_size': 256, 'batch_size_per_gpu': 8, 'num_worker_per_gpu': 4},
         'augment': 'all',
-        'train': {'total_iter': 789000, 'warmup_iter': 789, 'use_grad_clip': False,
+        'train': {'total_iter': 3000 * UFORMER_EPOCH, 'warmup_iter': 3 * UFORMER_EPOCH, 'use_grad_clip': False,
                   'optim_g': {'type': 'AdamW', 'lr': 2.0e-4, 'weight_decay': 0.02, 'betas': [0.9, 0.999]},
-                  'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [789000], 'restart_weights': [1],
-                                'eta_min': 1.0e-6},
+                  'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [3000 * UFORMER_EPOCH],
+                                'restart_weights': [1], 'eta_min': 1.0e-6},
                   # Uformer: sqrt(d^2 + (1e-3)^2); BasicSR adds eps unsquared, so eps = 1e-6
                   'pixel_opt': {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean', 'eps': 1.0e-6}},
     },

@@ -69,14 +69,15 @@ def test_nafnet_eight_gpus_to_two(tmp_path, monkeypatch):
     out = tmp_path / 'nafnet_2gpus.yml'
     assert scale_recipe.main(['--opt', str(NAFNET), '--gpus', '2', '--out', str(out)]) == 0
     opt = _load(out)
-    assert opt['datasets']['train']['batch_size_per_gpu'] == 32 and opt['num_gpu'] == 2
+    # NAFNet's GoPro width-32 recipe: 4 per GPU x 8 GPUs = 32, so 16 on each of 2
+    assert opt['datasets']['train']['batch_size_per_gpu'] == 16 and opt['num_gpu'] == 2
     assert 'micro_batches' not in opt['train'] and 'mini_batch_sizes' not in opt['datasets']['train']
     assert 'torchrun --nproc_per_node=2' in out.read_text().split('\nname:')[0]
-    assert _parse(out, tmp_path, monkeypatch)['datasets']['train']['batch_size_per_gpu'] == 32
-    # micro-batches: the smallest divisor of 32 giving chunks of at most 5 images: 8 chunks of 4
+    assert _parse(out, tmp_path, monkeypatch)['datasets']['train']['batch_size_per_gpu'] == 16
+    # micro-batches: the smallest divisor of 16 giving chunks of at most 5 images: 4 chunks of 4
     opt, changes, _ = scale_recipe.scale(_load(NAFNET), 2, micro_batch=5)
-    assert opt['train']['micro_batches'] == 8
-    assert ('train:micro_batches', None, 8) in [c[:3] for c in changes]
+    assert opt['train']['micro_batches'] == 4
+    assert ('train:micro_batches', None, 4) in [c[:3] for c in changes]
     # a batch that already fits needs no micro_batches
     opt, _, notes = scale_recipe.scale(_load(NAFNET), 8, micro_batch=8)
     assert 'micro_batches' not in opt['train'] and any('already fits' in n for n in notes)
@@ -86,8 +87,8 @@ def test_indivisible_gpu_count_is_an_error_naming_the_numbers(tmp_path, capsys):
     out = tmp_path / 'x.yml'
     assert scale_recipe.main(['--opt', str(NAFNET), '--gpus', '3', '--out', str(out)]) == 2
     err = capsys.readouterr().err
-    assert 'datasets:train:batch_size_per_gpu' in err and '8 x 8 GPUs = 64' in err and '3 GPUs' in err
-    assert 'valid --gpus: 1, 2, 4, 8, 16, 32, 64' in err and not out.exists()
+    assert 'datasets:train:batch_size_per_gpu' in err and '4 x 8 GPUs = 32' in err and '3 GPUs' in err
+    assert 'valid --gpus: 1, 2, 4, 8, 16, 32' in err and not out.exists()
     # progressive: every stage must divide; Restormer's stage 2 (5 x 8 = 40) rules out 16 GPUs
     with pytest.raises(scale_recipe.RecipeError, match=r'mini_batch_sizes\[1\] \(stage 2\).* = 40 .*16 GPUs; '
                                                        r'valid --gpus: 1, 2, 4, 8 '):
