@@ -22,9 +22,12 @@ CROP_YS = [0, 32, 48]          # 0, 32; 64 + 48 > 96, so the last window starts 
 CROP_XS = [0, 32, 64, 82]      # 0, 32, 64; 96 + 48 > 130, so the last window starts at 130 - 48
 
 
-
-
 prepare_gopro = load_script('prepare_gopro')
+
+
+def _main(argv):
+    """prepare_gopro.main on the tiny (partial) trees here: --allow-partial."""
+    return prepare_gopro.main(list(argv) + ['--allow-partial'])
 
 
 def _write(path, seed, dtype=np.uint8):
@@ -66,7 +69,7 @@ def hide(tmp_path):
 
 def _gopro_pairs(root, split, blur='blur'):
     """{output name: (blurry source, sharp source)}."""
-    return {f'{scene}_{frame}': (root / split / scene / blur / frame, root / split / scene / 'sharp' / frame)
+    return {f'{scene}-{frame}': (root / split / scene / blur / frame, root / split / scene / 'sharp' / frame)
             for scene in GOPRO_SCENES[split] for frame in FRAMES}
 
 
@@ -95,7 +98,7 @@ def _all_files(root):
 def test_copy_gopro_and_hide_then_rerun_skips(gopro, hide, tmp_path, capsys):
     out = tmp_path / 'out'
     argv = ['--out', str(out), '--gopro', str(gopro), '--hide', str(hide), '--workers', '2']
-    assert prepare_gopro.main(argv) == 0
+    assert _main(argv) == 0
     first = capsys.readouterr().out
     assert 'GoPro train: 4 pairs' in first and 'GoPro test: 2 pairs' in first
     assert 'HIDE test: 3 pairs (2 close-ups, 1 long-shot)' in first
@@ -111,7 +114,7 @@ def test_copy_gopro_and_hide_then_rerun_skips(gopro, hide, tmp_path, capsys):
     assert not [p for p in _all_files(out) if p.is_symlink()]
 
     before = _all_files(out)
-    assert prepare_gopro.main(argv) == 0
+    assert _main(argv) == 0
     second = capsys.readouterr().out
     assert 'files written: 0' in second and 'replaced (out of date): 0' in second
     assert f'skipped (already there): {len(before)}' in second
@@ -120,15 +123,15 @@ def test_copy_gopro_and_hide_then_rerun_skips(gopro, hide, tmp_path, capsys):
 
 def test_gopro_blur_gamma_replaces_stale_inputs(gopro, tmp_path):
     out = tmp_path / 'out'
-    assert prepare_gopro.main(['--out', str(out), '--gopro', str(gopro)]) == 0
-    assert prepare_gopro.main(['--out', str(out), '--gopro', str(gopro), '--gopro-blur', 'blur_gamma']) == 0
+    assert _main(['--out', str(out), '--gopro', str(gopro)]) == 0
+    assert _main(['--out', str(out), '--gopro', str(gopro), '--gopro-blur', 'blur_gamma']) == 0
     _check_pairs(out / 'GoPro' / 'train', _gopro_pairs(gopro, 'train', 'blur_gamma'))
     _check_pairs(out / 'GoPro' / 'test', _gopro_pairs(gopro, 'test', 'blur_gamma'))
 
 
 def test_symlink_mode(gopro, hide, tmp_path):
     out = tmp_path / 'out'
-    assert prepare_gopro.main(['--out', str(out), '--gopro', str(gopro), '--hide', str(hide),
+    assert _main(['--out', str(out), '--gopro', str(gopro), '--hide', str(hide),
                                '--mode', 'symlink']) == 0
     for out_split, pairs in ((out / 'GoPro' / 'train', _gopro_pairs(gopro, 'train')),
                              (out / 'GoPro' / 'test', _gopro_pairs(gopro, 'test')),
@@ -139,13 +142,13 @@ def test_symlink_mode(gopro, hide, tmp_path):
                 assert link.is_symlink(), link
                 assert os.readlink(link) == str(source)  # absolute: valid wherever OUT is read from
     before = _all_files(out)
-    assert prepare_gopro.main(['--out', str(out), '--gopro', str(gopro), '--mode', 'symlink']) == 0
+    assert _main(['--out', str(out), '--gopro', str(gopro), '--mode', 'symlink']) == 0
     assert _all_files(out) == before
 
 
 def test_hardlink_mode(gopro, tmp_path):
     out = tmp_path / 'out'
-    assert prepare_gopro.main(['--out', str(out), '--gopro', str(gopro), '--mode', 'hardlink']) == 0
+    assert _main(['--out', str(out), '--gopro', str(gopro), '--mode', 'hardlink']) == 0
     for name, (blur, sharp) in _gopro_pairs(gopro, 'test').items():
         assert os.path.samefile(out / 'GoPro' / 'test' / 'input' / name, blur)
         assert os.path.samefile(out / 'GoPro' / 'test' / 'target' / name, sharp)
@@ -154,7 +157,7 @@ def test_hardlink_mode(gopro, tmp_path):
 def test_crops(gopro, tmp_path, capsys):
     out = tmp_path / 'out'
     argv = ['--out', str(out), '--gopro', str(gopro), '--crop', str(CROP), '--crop-overlap', str(OVERLAP)]
-    assert prepare_gopro.main(argv) == 0
+    assert _main(argv) == 0
     assert 'GoPro train crops: 48 pairs of 48x48 (overlap 16) from 4 images' in capsys.readouterr().out
     assert prepare_gopro.crop_windows(HEIGHT, WIDTH, CROP, OVERLAP) == [(y, x) for y in CROP_YS for x in CROP_XS]
     train = out / 'GoPro' / 'train'
@@ -174,11 +177,11 @@ def test_crops(gopro, tmp_path, capsys):
     assert _files(out / 'GoPro' / 'test') == ['input', 'target']  # test is never cropped
 
     before = _all_files(out)
-    assert prepare_gopro.main(argv) == 0
+    assert _main(argv) == 0
     assert 'files written: 0' in capsys.readouterr().out
     assert _all_files(out) == before
     # other crop settings would mix with the existing crops
-    assert prepare_gopro.main(argv[:-1] + ['8']) == 2
+    assert _main(argv[:-1] + ['8']) == 2
     assert 'crops.json' in capsys.readouterr().err
 
 
@@ -186,7 +189,7 @@ def test_missing_sharp_file_fails_before_writing(gopro, tmp_path, capsys):
     missing = gopro / 'test' / GOPRO_SCENES['test'][0] / 'sharp' / FRAMES[1]
     missing.unlink()
     out = tmp_path / 'out'
-    assert prepare_gopro.main(['--out', str(out), '--gopro', str(gopro)]) == 2
+    assert _main(['--out', str(out), '--gopro', str(gopro)]) == 2
     err = capsys.readouterr().err
     assert str(missing) in err and str(missing.parent.parent / 'blur' / FRAMES[1]) in err
     assert 'Traceback' not in err
@@ -196,16 +199,16 @@ def test_missing_sharp_file_fails_before_writing(gopro, tmp_path, capsys):
 def test_errors_exit_2(gopro, hide, tmp_path, capsys):
     out = str(tmp_path / 'out')
 
-    assert prepare_gopro.main(['--out', out, '--gopro', str(tmp_path / 'nowhere')]) == 2
+    assert _main(['--out', out, '--gopro', str(tmp_path / 'nowhere')]) == 2
     assert str(tmp_path / 'nowhere') in capsys.readouterr().err
 
     (hide / 'GT' / HIDE_SUBSETS['test-long-shot'][0]).unlink()
-    assert prepare_gopro.main(['--out', out, '--hide', str(hide)]) == 2
+    assert _main(['--out', out, '--hide', str(hide)]) == 2
     assert str(hide / 'GT' / HIDE_SUBSETS['test-long-shot'][0]) in capsys.readouterr().err
 
     sharp = gopro / 'train' / GOPRO_SCENES['train'][0] / 'sharp' / FRAMES[0]
     assert cv2.imwrite(str(sharp), np.zeros((HEIGHT, WIDTH - 2, 3), np.uint8))
-    assert prepare_gopro.main(['--out', out, '--gopro', str(gopro)]) == 2
+    assert _main(['--out', out, '--gopro', str(gopro)]) == 2
     assert str(sharp) in capsys.readouterr().err
 
     assert not os.path.exists(out)
@@ -216,7 +219,7 @@ def test_errors_exit_2(gopro, hide, tmp_path, capsys):
 
 def test_paired_image_dataset_reads_gopro_test(gopro, tmp_path):
     out = tmp_path / 'out'
-    assert prepare_gopro.main(['--out', str(out), '--gopro', str(gopro)]) == 0
+    assert _main(['--out', str(out), '--gopro', str(gopro)]) == 0
     test = out / 'GoPro' / 'test'
     dataset = PairedImageDataset({'name': 'GoPro', 'dataroot_gt': str(test / 'target'),
                                   'dataroot_lq': str(test / 'input'), 'io_backend': {'type': 'disk'},
