@@ -7,7 +7,7 @@ import os
 
 from basicsr_vitloss.data.dpdd_files import MAX_CAPTURE_OFFSET, PAIRINGS, list_images, natural_key, pair_by_rule, \
     same_capture
-from basicsr_vitloss.data.gopro_files import canonical_stem
+from basicsr_vitloss.data.gopro_files import canonical_stem, parse_stem
 from basicsr_vitloss.evaluation.errors import EvaluateError, listing
 
 
@@ -39,8 +39,11 @@ def stems_match(restored_stem, gt_stem):
 
 def same_capture_names(restored_stem, gt_stem):
     """The position check: one of the restored name's scene candidates is the gt's capture
-    (``dpdd_files.same_capture``: the same name, or DPDD's target of its own capture number)."""
+    (``dpdd_files.same_capture``: the same name, or DPDD's target of its own capture number). A GoPro
+    frame's capture is its own name only: neighbouring frames are other images."""
     gt_stem = canonical_stem(gt_stem)
+    if parse_stem(gt_stem):
+        return gt_stem in scene_candidates(restored_stem)
     return any(same_capture(scene, gt_stem) for scene in scene_candidates(restored_stem))
 
 def _suffix_free_key(stems):
