@@ -510,10 +510,10 @@ def prepare(args):
     problems = (gopro[4] if gopro else []) + (hide[3] if hide else [])
     if problems and not args.allow_partial:
         raise PrepareError(_listing('not the full release (GoPro 2103 train / 1111 test, HIDE 2025 test); '
-                                    '--allow-partial accepts it', problems))
+                                    '--allow-partial accepts it', problems, limit=len(problems)))
     if problems:
-        print('prepare_gopro: warning: ' + _listing('not the full release (--allow-partial)', problems),
-              file=sys.stderr)
+        print('prepare_gopro: warning: ' + _listing('not the full release (--allow-partial)', problems,
+                                                     limit=len(problems)), file=sys.stderr)
     crop_settings = crop_file = None
     if gopro and args.crop:
         crop_file = os.path.join(out, 'GoPro', 'train', 'crops.json')

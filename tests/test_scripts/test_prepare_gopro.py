@@ -1,6 +1,7 @@
 """scripts/prepare_gopro.py: GoPro/HIDE official layouts -> input/target folders for PairedImageDataset."""
 import importlib
 import os
+import shutil
 
 import cv2
 import numpy as np
@@ -234,3 +235,88 @@ def test_paired_image_dataset_reads_gopro_test(gopro, tmp_path):
         for key, source in (('lq', blur), ('gt', sharp)):
             expected = cv2.cvtColor(cv2.imread(str(source)), cv2.COLOR_BGR2RGB).transpose(2, 0, 1) / 255.0
             np.testing.assert_allclose(item[key].numpy(), expected, atol=1e-6)
+
+
+def _community(root, layout='nafnet'):
+    """A tiny GoPro in the community's input/target layout, names <scene>-<frame>.png: NAFNet's
+    datasets/GoPro/{train,test}/{input,target} or Restormer's Datasets/test/GoPro/{input,target} (train
+    from its Downloads/GoPro, here train/GoPro). Returns {split: {name: (input, target)}}."""
+    pairs, seed = {}, 2000
+    for split, scenes in GOPRO_SCENES.items():
+        base = root / split / ('GoPro' if layout == 'restormer' else '')
+        pairs[split] = {}
+        for scene in scenes:
+            for frame in FRAMES:
+                name = f'{scene}-{frame}'
+                for sub in ('input', 'target'):
+                    _write(base / sub / name, seed := seed + 1)
+                pairs[split][name] = (base / 'input' / name, base / 'target' / name)
+    return pairs
+
+
+@pytest.mark.parametrize('layout', ['nafnet', 'restormer'])
+def test_community_layout_is_read(tmp_path, capsys, layout):
+    pairs = _community(tmp_path / 'GoPro', layout)
+    hide = tmp_path / 'Datasets' / 'test' / 'HIDE'  # Restormer's HIDE download
+    for i, name in enumerate(HIDE_SUBSETS['test-close-ups']):
+        for sub in ('input', 'target'):
+            _write(hide / sub / name, 3000 + 2 * i + (sub == 'target'))
+    out = tmp_path / 'out'
+    assert _main(['--out', str(out), '--gopro', str(tmp_path / 'GoPro'), '--hide', str(tmp_path / 'Datasets'),
+                  '--crop', str(CROP)]) == 0
+    printed = capsys.readouterr().out
+    sub = 'GoPro' + os.sep if layout == 'restormer' else ''
+    assert f'GoPro test: 2 pairs (input -> input, target -> target) from {tmp_path / "GoPro" / "test"}' \
+           f'{os.sep}{sub}{{input,target}} (input/target layout)' in printed
+    assert 'HIDE test: 2 pairs from' in printed and 'no subsets.csv written' in printed
+    for split in ('train', 'test'):
+        _check_pairs(out / 'GoPro' / split, pairs[split])
+    assert _files(out / 'GoPro' / 'train' / 'input_crops')[0] == 'GOPR0372_07_00-000047_0.png'
+    assert _files(out / 'HIDE' / 'test') == ['input', 'target']
+    assert _main(['--out', str(out), '--gopro', str(tmp_path / 'GoPro'), '--gopro-blur', 'blur_gamma']) == 2
+    assert 'input/target layout' in capsys.readouterr().err
+
+
+def test_partial_release_needs_allow_partial(gopro, hide, tmp_path, capsys):
+    """Counts other than the release's stop the run, naming split / scene and how many; --allow-partial
+    turns that into a warning."""
+    out = tmp_path / 'out'
+    argv = ['--out', str(out), '--gopro', str(gopro), '--hide', str(hide)]
+    assert prepare_gopro.main(argv) == 2
+    err = capsys.readouterr().err
+    assert 'not the full release' in err and '--allow-partial' in err
+    assert 'GoPro train: scene GOPR0372_07_00 has 2 of 100 images (98 missing)' in err
+    assert 'GoPro test: scene GOPR0410_11_00 missing (134 images)' in err
+    assert 'HIDE test: 3 of 2025 images (2022 missing)' in err
+    assert not out.exists()
+    shutil.rmtree(gopro / 'train')
+    assert prepare_gopro.main(argv + ['--allow-partial']) == 0
+    captured = capsys.readouterr()
+    assert 'warning' in captured.err and 'GoPro train: missing (2103 images' in captured.err
+    assert 'GoPro train: missing, nothing written' in captured.out
+    assert _files(out / 'GoPro') == ['test']
+
+
+def test_old_underscore_names_are_refused_or_renamed(gopro, tmp_path, capsys):
+    """An output folder of an earlier version (<scene>_<frame>) never gets hyphen names beside: refused,
+    naming the files; --rename-underscore renames them, and the renamed copies are up to date."""
+    out = tmp_path / 'out'
+    argv = ['--out', str(out), '--gopro', str(gopro), '--crop', str(CROP)]
+    assert _main(argv) == 0
+    for folder in ('test/input', 'test/target', 'train/input_crops'):
+        for path in (out / 'GoPro' / folder).iterdir():
+            path.rename(path.with_name(path.name.replace('-', '_')))
+    old = out / 'GoPro' / 'test' / 'input' / f'{GOPRO_SCENES["test"][0]}_{FRAMES[0]}'
+    assert old.exists()
+    before = _all_files(out)
+    assert _main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(old) in err and '--rename-underscore' in err
+    assert _all_files(out) == before  # nothing written
+    assert _main(argv + ['--rename-underscore']) == 0
+    printed = capsys.readouterr().out
+    n_crops = 4 * len(prepare_gopro.crop_windows(HEIGHT, WIDTH, CROP, CROP // 2))  # input crops of 4 images
+    assert f'renamed {2 * 2 + n_crops} files' in printed  # and test input + target
+    assert 'files written: 0' in printed  # the renamed copies and crops are up to date
+    _check_pairs(out / 'GoPro' / 'test', _gopro_pairs(gopro, 'test'))
+    assert not [p for p in (out / 'GoPro').rglob('*.png') if '_0000' in p.name]
