@@ -1,34 +1,50 @@
-"""Arrange the official GoPro and HIDE downloads into the input/target folders that BasicSR's
+"""Arrange the GoPro and HIDE downloads into the input/target folders that BasicSR's
 ``PairedImageDataset`` reads (``dataroot_lq`` = ``input``, ``dataroot_gt`` = ``target``,
-``filename_tmpl: '{}'``).
+``filename_tmpl: '{}'``), named as the community names GoPro (Restormer's, MPRNet's and NAFNet's
+downloads and released results): ``<scene>-<frame>.png``.
 
-    python scripts/prepare_gopro.py --out OUT [--gopro GOPRO_Large] [--hide HIDE_dataset] \\
+    python scripts/prepare_gopro.py --out OUT [--gopro GOPRO] [--hide HIDE] \\
         [--gopro-blur blur|blur_gamma] [--mode copy|symlink|hardlink] \\
-        [--crop 512 [--crop-overlap 256]] [--workers N]
+        [--crop 512 [--crop-overlap 256]] [--allow-partial] [--rename-underscore] [--workers N]
 
-Layouts read (the official archives, unchanged)::
+Layouts read, found by looking (each GoPro split on its own; the summary says which was found)::
 
-    GOPRO_Large/{train,test}/<scene>/{blur,blur_gamma,sharp}/<name>.png
-    HIDE_dataset/test/{test-close-ups,test-long-shot}/<name>.png   (blurry)
-    HIDE_dataset/GT/<name>.png                                     (sharp, same names)
+    GOPRO_Large/{train,test}/<scene>/{blur,blur_gamma,sharp}/<frame>.png    (the official archive)
+    GOPRO/{train,test}/{input,target}/<scene>-<frame>.png                   (the community's: NAFNet's
+    GOPRO/{train,test}/GoPro/{input,target}/<scene>-<frame>.png              datasets/GoPro, Restormer's
+                                                                               Datasets/test/GoPro)
+    HIDE_dataset/test/{test-close-ups,test-long-shot}/<name>.png, GT/<name>.png  (the official archive)
+    HIDE/{input,target}/<name>.png, or HIDE/test/{input,target}, HIDE/test/HIDE/{input,target}
+                                                                   (Restormer's Datasets/test/HIDE)
 
 Layout written::
 
-    OUT/GoPro/{train,test}/{input,target}/<scene>_<name>.png
-    OUT/GoPro/train/{input,target}_crops/<scene>_<name>_<k>.png    (with --crop)
+    OUT/GoPro/{train,test}/{input,target}/<scene>-<frame>.png
+    OUT/GoPro/train/{input,target}_crops/<scene>-<frame>_<k>.png   (with --crop)
     OUT/GoPro/train/crops.json                                     (the crop settings used)
     OUT/HIDE/test/{input,target}/<name>.png
-    OUT/HIDE/test/subsets.csv                                      (name,subset)
+    OUT/HIDE/test/subsets.csv            (name,subset; only from HIDE_dataset, which has the two subsets)
 
-The input comes from ``blur/`` by default, as in the papers; ``--gopro-blur blur_gamma`` picks the
-gamma-corrected blur instead. ``--crop P`` adds overlapping P x P training crops of GoPro train (the
-window slides by P - overlap, and a last window sits flush with the image's right/bottom edge so
-every pixel is covered); crops are cut from the images as stored (``cv2.IMREAD_UNCHANGED``) and saved
-as lossless PNG, so their pixels equal the source's. ``k`` counts the windows row by row from 0.
+``<frame>`` is GOPRO_Large's 6-digit file name (``GOPR0384_11_00-000001.png``); input names of the
+input/target layout in the ``<scene>_<frame>`` spelling are written in the hyphen one. The input comes
+from ``blur/`` by default, as in the papers; ``--gopro-blur blur_gamma`` picks the gamma-corrected blur
+instead (GOPRO_Large only). ``--crop P`` adds overlapping P x P training crops of GoPro train (the window
+slides by P - overlap, and a last window sits flush with the image's right/bottom edge so every pixel is
+covered); crops are cut from the images as stored (``cv2.IMREAD_UNCHANGED``) and saved as lossless PNG,
+so their pixels equal the source's. ``k`` counts the windows row by row from 0.
 
 Every input/output pair is checked before anything is written: missing folders, a blurry image
 without its sharp partner or the reverse, blurry and sharp images of different sizes, crops larger
-than an image. A problem is printed to stderr and the exit status is 2.
+than an image. The counts are checked against the full release (``basicsr_vitloss.data.gopro_files``:
+GoPro train 2103 pairs in 22 scenes, test 1111 in 11, per scene; HIDE test 2025 in all, the
+close-up / long-shot split is not checked), from the names alone: a missing split or scene, a scene
+with other counts, a scene or name that is not GoPro's is an error listing each (split, scene, how
+many), unless ``--allow-partial`` makes it a warning. A problem is printed to stderr and the exit
+status is 2.
+
+Trees written by earlier versions name GoPro ``<scene>_<frame>.png``. One folder never holds both
+spellings: files so named in an output folder this run writes to stop it (listed), unless
+``--rename-underscore`` renames them in place first (copies, links and crops then count as up to date).
 
 Re-running is cheap and safe: an output that already matches its source (same size and
 modification time for copies, the same file for links) or a crop that already exists is skipped;
@@ -466,10 +482,12 @@ def _write_text(path, text):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Arrange GOPRO_Large and HIDE_dataset into input/target folders for BasicSR.')
+        description='Arrange GoPro and HIDE into input/target folders for BasicSR (<scene>-<frame>.png names).')
     parser.add_argument('--out', required=True, help='output root (GoPro/ and HIDE/ are made in it)')
-    parser.add_argument('--gopro', help='the GOPRO_Large folder (with train/ and test/)')
-    parser.add_argument('--hide', help='the HIDE_dataset folder (with test/ and GT/)')
+    parser.add_argument('--gopro', help='GOPRO_Large ({train,test}/<scene>/{blur,sharp}) or a community GoPro '
+                        'folder ({train,test}/{input,target}, also {train,test}/GoPro/{input,target})')
+    parser.add_argument('--hide', help='HIDE_dataset (test/ and GT/) or a community HIDE folder ({input,target}, '
+                        'also test/{input,target}, test/HIDE/{input,target})')
     parser.add_argument('--gopro-blur', choices=('blur', 'blur_gamma'), default='blur',
                         help='GoPro folder the inputs come from (default blur, as in the papers)')
     parser.add_argument('--mode', choices=('copy', 'symlink', 'hardlink'), default='copy',
