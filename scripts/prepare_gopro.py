@@ -35,7 +35,7 @@ so their pixels equal the source's. ``k`` counts the windows row by row from 0.
 
 Every input/output pair is checked before anything is written: missing folders, a blurry image
 without its sharp partner or the reverse, blurry and sharp images of different sizes, crops larger
-than an image. The counts are checked against the full release (``basicsr_vitloss.data.gopro_files``:
+than an image, an input folder that is also the output folder. The counts are checked against the full release (``basicsr_vitloss.data.gopro_files``:
 GoPro train 2103 pairs in 22 scenes, test 1111 in 11, per scene; HIDE test 2025 in all, the
 close-up / long-shot split is not checked), from the names alone: a missing split or scene, a scene
 with other counts, a scene or name that is not GoPro's is an error listing each (split, scene, how
@@ -355,6 +355,15 @@ def _check_crop_settings(path, settings):
                            'input_crops/, target_crops/ and crops.json there, or repeat the same settings')
 
 
+def _check_not_in_place(folder_pairs):
+    """A community tree given as its own output would have files replaced by themselves (a symlink onto
+    itself loses the image): refuse it before writing."""
+    same = sorted(src for src, dst in folder_pairs if os.path.realpath(src) == os.path.realpath(dst))
+    if same:
+        raise PrepareError(_listing('input folders that are also the output folders; give another --out '
+                                    '(--mode symlink keeps it cheap)', same))
+
+
 def _check_links(mode, source_dirs, out):
     """Hard links cannot cross file systems: find out before writing anything."""
     if mode != 'hardlink':
@@ -541,6 +550,7 @@ def prepare(args):
         _check_crop_settings(crop_file, crop_settings)
     all_jobs = [job for split_jobs in (gopro[1].values() if gopro else []) for job in split_jobs]
     all_jobs += hide[1] if hide else []
+    _check_not_in_place({(os.path.dirname(src), os.path.dirname(dst)) for src, dst in all_jobs})
     _check_links(args.mode, {os.path.dirname(src) for src, _ in all_jobs}, out)
     renames = []
     if gopro:

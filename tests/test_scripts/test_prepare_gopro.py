@@ -275,6 +275,10 @@ def test_community_layout_is_read(tmp_path, capsys, layout):
     assert _files(out / 'HIDE' / 'test') == ['input', 'target']
     assert _main(['--out', str(out), '--gopro', str(tmp_path / 'GoPro'), '--gopro-blur', 'blur_gamma']) == 2
     assert 'input/target layout' in capsys.readouterr().err
+    # the prepared tree as its own input: refused, nothing replaced by itself
+    before = _all_files(out)
+    assert _main(['--out', str(out), '--gopro', str(out / 'GoPro'), '--mode', 'symlink']) == 2
+    assert 'also the output folders' in capsys.readouterr().err and _all_files(out) == before
 
 
 def test_partial_release_needs_allow_partial(gopro, hide, tmp_path, capsys):
