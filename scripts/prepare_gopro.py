@@ -35,12 +35,12 @@ so their pixels equal the source's. ``k`` counts the windows row by row from 0.
 
 Every input/output pair is checked before anything is written: missing folders, a blurry image
 without its sharp partner or the reverse, blurry and sharp images of different sizes, crops larger
-than an image, an input folder that is also the output folder. The counts are checked against the full release (``basicsr_vitloss.data.gopro_files``:
-GoPro train 2103 pairs in 22 scenes, test 1111 in 11, per scene; HIDE test 2025 in all, the
-close-up / long-shot split is not checked), from the names alone: a missing split or scene, a scene
-with other counts, a scene or name that is not GoPro's is an error listing each (split, scene, how
-many), unless ``--allow-partial`` makes it a warning. A problem is printed to stderr and the exit
-status is 2.
+than an image, an input folder that is also the output folder. The counts are checked against the
+full release (``basicsr_vitloss.data.gopro_files``: GoPro train 2103 pairs in 22 scenes, test 1111 in
+11, per scene; HIDE test 2025 in all, the close-up / long-shot split is not checked), from the names
+alone: a missing split or scene, a scene with other counts, a scene or name that is not GoPro's is an
+error listing each (split, scene, how many), unless ``--allow-partial`` makes it a warning. A problem
+is printed to stderr and the exit status is 2.
 
 Trees written by earlier versions name GoPro ``<scene>_<frame>.png``. One folder never holds both
 spellings: files so named in an output folder this run writes to stop it (listed), unless
@@ -172,12 +172,14 @@ def _scene_dirs(folder):
 def find_gopro_layout(root, split):
     """(layout, folder) of one GoPro split under ``root``: ``LAYOUT_INPUT_TARGET`` when ``<split>/input``
     or ``<split>/GoPro/input`` (or its target) exists, ``LAYOUT_GOPRO_LARGE`` when ``<split>`` holds
-    scene folders, else (None, ``<split>``)."""
+    scene folders with ``sharp/`` (Restormer's ``train/GoPro/{input,target}_crops`` alone is neither),
+    else (None, ``<split>``)."""
     split_dir = os.path.join(root, split)
     for folder in (split_dir, os.path.join(split_dir, 'GoPro')):
         if any(os.path.isdir(os.path.join(folder, sub)) for sub in ('input', 'target')):
             return LAYOUT_INPUT_TARGET, folder
-    if os.path.isdir(split_dir) and _scene_dirs(split_dir):
+    if os.path.isdir(split_dir) and any(os.path.isdir(os.path.join(split_dir, scene, GOPRO_SHARP))
+                                        for scene in _scene_dirs(split_dir)):
         return LAYOUT_GOPRO_LARGE, split_dir
     return None, split_dir
 

@@ -294,6 +294,7 @@ def test_partial_release_needs_allow_partial(gopro, hide, tmp_path, capsys):
     assert 'HIDE test: 3 of 2025 images (2022 missing)' in err
     assert not out.exists()
     shutil.rmtree(gopro / 'train')
+    (gopro / 'train' / 'GoPro' / 'input_crops').mkdir(parents=True)  # Restormer's crops only: no train images
     assert prepare_gopro.main(argv + ['--allow-partial']) == 0
     captured = capsys.readouterr()
     assert 'warning' in captured.err and 'GoPro train: missing (2103 images' in captured.err
