@@ -1,34 +1,50 @@
-"""Arrange the official GoPro and HIDE downloads into the input/target folders that BasicSR's
+"""Arrange the GoPro and HIDE downloads into the input/target folders that BasicSR's
 ``PairedImageDataset`` reads (``dataroot_lq`` = ``input``, ``dataroot_gt`` = ``target``,
-``filename_tmpl: '{}'``).
+``filename_tmpl: '{}'``), named as the community names GoPro (Restormer's, MPRNet's and NAFNet's
+downloads and released results): ``<scene>-<frame>.png``.
 
-    python scripts/prepare_gopro.py --out OUT [--gopro GOPRO_Large] [--hide HIDE_dataset] \\
+    python scripts/prepare_gopro.py --out OUT [--gopro GOPRO] [--hide HIDE] \\
         [--gopro-blur blur|blur_gamma] [--mode copy|symlink|hardlink] \\
-        [--crop 512 [--crop-overlap 256]] [--workers N]
+        [--crop 512 [--crop-overlap 256]] [--allow-partial] [--rename-underscore] [--workers N]
 
-Layouts read (the official archives, unchanged)::
+Layouts read, found by looking (each GoPro split on its own; the summary says which was found)::
 
-    GOPRO_Large/{train,test}/<scene>/{blur,blur_gamma,sharp}/<name>.png
-    HIDE_dataset/test/{test-close-ups,test-long-shot}/<name>.png   (blurry)
-    HIDE_dataset/GT/<name>.png                                     (sharp, same names)
+    GOPRO_Large/{train,test}/<scene>/{blur,blur_gamma,sharp}/<frame>.png    (the official archive)
+    GOPRO/{train,test}/{input,target}/<scene>-<frame>.png                   (the community's: NAFNet's
+    GOPRO/{train,test}/GoPro/{input,target}/<scene>-<frame>.png              datasets/GoPro, Restormer's
+                                                                               Datasets/test/GoPro)
+    HIDE_dataset/test/{test-close-ups,test-long-shot}/<name>.png, GT/<name>.png  (the official archive)
+    HIDE/{input,target}/<name>.png, or HIDE/test/{input,target}, HIDE/test/HIDE/{input,target}
+                                                                   (Restormer's Datasets/test/HIDE)
 
 Layout written::
 
-    OUT/GoPro/{train,test}/{input,target}/<scene>_<name>.png
-    OUT/GoPro/train/{input,target}_crops/<scene>_<name>_<k>.png    (with --crop)
+    OUT/GoPro/{train,test}/{input,target}/<scene>-<frame>.png
+    OUT/GoPro/train/{input,target}_crops/<scene>-<frame>_<k>.png   (with --crop)
     OUT/GoPro/train/crops.json                                     (the crop settings used)
     OUT/HIDE/test/{input,target}/<name>.png
-    OUT/HIDE/test/subsets.csv                                      (name,subset)
+    OUT/HIDE/test/subsets.csv            (name,subset; only from HIDE_dataset, which has the two subsets)
 
-The input comes from ``blur/`` by default, as in the papers; ``--gopro-blur blur_gamma`` picks the
-gamma-corrected blur instead. ``--crop P`` adds overlapping P x P training crops of GoPro train (the
-window slides by P - overlap, and a last window sits flush with the image's right/bottom edge so
-every pixel is covered); crops are cut from the images as stored (``cv2.IMREAD_UNCHANGED``) and saved
-as lossless PNG, so their pixels equal the source's. ``k`` counts the windows row by row from 0.
+``<frame>`` is GOPRO_Large's 6-digit file name (``GOPR0384_11_00-000001.png``); input names of the
+input/target layout in the ``<scene>_<frame>`` spelling are written in the hyphen one. The input comes
+from ``blur/`` by default, as in the papers; ``--gopro-blur blur_gamma`` picks the gamma-corrected blur
+instead (GOPRO_Large only). ``--crop P`` adds overlapping P x P training crops of GoPro train (the window
+slides by P - overlap, and a last window sits flush with the image's right/bottom edge so every pixel is
+covered); crops are cut from the images as stored (``cv2.IMREAD_UNCHANGED``) and saved as lossless PNG,
+so their pixels equal the source's. ``k`` counts the windows row by row from 0.
 
 Every input/output pair is checked before anything is written: missing folders, a blurry image
 without its sharp partner or the reverse, blurry and sharp images of different sizes, crops larger
-than an image. A problem is printed to stderr and the exit status is 2.
+than an image, an input folder that is also the output folder. The counts are checked against the
+full release (``basicsr_vitloss.data.gopro_files``: GoPro train 2103 pairs in 22 scenes, test 1111 in
+11, per scene; HIDE test 2025 in all, the close-up / long-shot split is not checked), from the names
+alone: a missing split or scene, a scene with other counts, a scene or name that is not GoPro's is an
+error listing each (split, scene, how many), unless ``--allow-partial`` makes it a warning. A problem
+is printed to stderr and the exit status is 2.
+
+Trees written by earlier versions name GoPro ``<scene>_<frame>.png``. One folder never holds both
+spellings: files so named in an output folder this run writes to stop it (listed), unless
+``--rename-underscore`` renames them in place first (copies, links and crops then count as up to date).
 
 Re-running is cheap and safe: an output that already matches its source (same size and
 modification time for copies, the same file for links) or a crop that already exists is skipped;
@@ -47,6 +63,8 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 from tqdm import tqdm
 
+from basicsr_vitloss.data.gopro_files import GOPRO_TOTALS, canonical_stem, gopro_count_problems, gopro_stem, \
+    hide_count_problems, is_underscore_stem
 from basicsr_vitloss.data.image_io import read_image_size, read_image_unchanged
 from basicsr_vitloss.utils.atomic_write import atomic_path
 from basicsr_vitloss.utils.windows import window_starts
@@ -55,6 +73,9 @@ GOPRO_SPLITS = ('train', 'test')
 GOPRO_SHARP = 'sharp'
 HIDE_SUBSETS = (('test-close-ups', 'close-ups'), ('test-long-shot', 'long-shot'))  # (folder, label)
 IMAGE_EXT = '.png'
+LAYOUT_GOPRO_LARGE = 'GOPRO_Large'  # <split>/<scene>/{blur,blur_gamma,sharp}/<frame>.png
+LAYOUT_INPUT_TARGET = 'input/target'  # the community's <split>/{input,target}/<scene>-<frame>.png
+LAYOUT_HIDE = 'HIDE_dataset'  # test/{test-close-ups,test-long-shot}/<name>.png, GT/<name>.png
 
 
 class PrepareError(Exception):
@@ -144,28 +165,75 @@ def crop_windows(height, width, patch, overlap):
 # ------------------------------------------------------------------------------------------ plans
 
 
+def _scene_dirs(folder):
+    return sorted(s for s in os.listdir(folder) if not s.startswith('.') and os.path.isdir(os.path.join(folder, s)))
+
+
+def find_gopro_layout(root, split):
+    """(layout, folder) of one GoPro split under ``root``: ``LAYOUT_INPUT_TARGET`` when ``<split>/input``
+    or ``<split>/GoPro/input`` (or its target) exists, ``LAYOUT_GOPRO_LARGE`` when ``<split>`` holds
+    scene folders with ``sharp/`` (Restormer's ``train/GoPro/{input,target}_crops`` alone is neither),
+    else (None, ``<split>``)."""
+    split_dir = os.path.join(root, split)
+    for folder in (split_dir, os.path.join(split_dir, 'GoPro')):
+        if any(os.path.isdir(os.path.join(folder, sub)) for sub in ('input', 'target')):
+            return LAYOUT_INPUT_TARGET, folder
+    if os.path.isdir(split_dir) and any(os.path.isdir(os.path.join(split_dir, scene, GOPRO_SHARP))
+                                        for scene in _scene_dirs(split_dir)):
+        return LAYOUT_GOPRO_LARGE, split_dir
+    return None, split_dir
+
+
+def _gopro_large_pairs(split_dir, split, blur_folder):
+    """[(blur, sharp, out stem)] of GOPRO_Large/<split>/<scene>/{blur,sharp}/<frame>.png."""
+    pairs = []
+    for scene in _scene_dirs(split_dir):
+        blur_dir = os.path.join(split_dir, scene, blur_folder)
+        sharp_dir = os.path.join(split_dir, scene, GOPRO_SHARP)
+        _require_dir(blur_dir, f'GoPro {split} scene {scene}')
+        _require_dir(sharp_dir, f'GoPro {split} scene {scene}')
+        for name in _pair_names(blur_dir, sharp_dir):
+            stem = gopro_stem(scene, os.path.splitext(name)[0])
+            pairs.append((os.path.join(blur_dir, name), os.path.join(sharp_dir, name), stem))
+    return pairs
+
+
+def _input_target_pairs(folder, split):
+    """[(input, target, out stem)] of <folder>/{input,target}/<name>.png (names in the hyphen spelling)."""
+    input_dir, target_dir = os.path.join(folder, 'input'), os.path.join(folder, 'target')
+    _require_dir(input_dir, f'GoPro {split} blurry images')
+    _require_dir(target_dir, f'GoPro {split} sharp images')
+    return [(os.path.join(input_dir, n), os.path.join(target_dir, n), canonical_stem(os.path.splitext(n)[0]))
+            for n in _pair_names(input_dir, target_dir)]
+
+
 def plan_gopro(root, out, blur_folder, crop, overlap):
-    """Checks GOPRO_Large and returns {split: [(blur, sharp, out_stem), ...]} plus crop jobs."""
+    """Checks the GoPro folder (either layout, per split) and returns ({split: [(blur, sharp, out stem)]},
+    copy jobs, crop jobs, {split: (layout, description)}, count problems). A split that is absent is left out and
+    reported among the count problems."""
     _require_dir(root, 'GoPro (--gopro)')
-    plans = {}
+    plans, layouts, problems = {}, {}, []
     for split in GOPRO_SPLITS:
-        split_dir = os.path.join(root, split)
-        _require_dir(split_dir, f'GoPro {split} split')
-        scenes = sorted(s for s in os.listdir(split_dir)
-                        if not s.startswith('.') and os.path.isdir(os.path.join(split_dir, s)))
-        if not scenes:
-            raise PrepareError(f'no scene folders in {split_dir} (expected <scene>/{blur_folder} and '
-                               f'<scene>/{GOPRO_SHARP})')
-        pairs = []
-        for scene in scenes:
-            blur_dir = os.path.join(split_dir, scene, blur_folder)
-            sharp_dir = os.path.join(split_dir, scene, GOPRO_SHARP)
-            _require_dir(blur_dir, f'GoPro {split} scene {scene}')
-            _require_dir(sharp_dir, f'GoPro {split} scene {scene}')
-            for name in _pair_names(blur_dir, sharp_dir):
-                stem = f'{scene}_{os.path.splitext(name)[0]}'
-                pairs.append((os.path.join(blur_dir, name), os.path.join(sharp_dir, name), stem))
-        plans[split] = pairs
+        layout, folder = find_gopro_layout(root, split)
+        if layout is None:
+            problems.append(f'GoPro {split}: missing ({GOPRO_TOTALS[split]} images; expected {folder}/<scene>/'
+                            f'{{{blur_folder},{GOPRO_SHARP}}} or {folder}/{{input,target}})')
+            continue
+        if layout == LAYOUT_INPUT_TARGET:
+            if blur_folder != 'blur':
+                raise PrepareError(f'--gopro-blur {blur_folder}: GoPro {split} in {folder} is in the input/target '
+                                   'layout, which has no blur_gamma images; use the GOPRO_Large folder')
+            plans[split] = _input_target_pairs(folder, split)
+            layouts[split] = (layout, f'{os.path.join(folder, "{input,target}")} (input/target layout)')
+        else:
+            plans[split] = _gopro_large_pairs(folder, split, blur_folder)
+            layouts[split] = (layout, f'{os.path.join(folder, "<scene>", "{" + blur_folder + "," + GOPRO_SHARP + "}")}'
+                                      ' (GOPRO_Large layout)')
+        problems += gopro_count_problems(split, [stem for _, _, stem in plans[split]])
+    if not plans:
+        raise PrepareError(f'GoPro (--gopro): no split found in {root}; expected GOPRO_Large\'s '
+                           '{train,test}/<scene>/{blur,sharp}/ or the community\'s {train,test}/{input,target}/ '
+                           '(also {train,test}/GoPro/{input,target}/)')
     sizes = {split: _check_sizes([(b, s) for b, s, _ in pairs]) for split, pairs in plans.items()}
 
     copies = {}
@@ -178,6 +246,8 @@ def plan_gopro(root, out, blur_folder, crop, overlap):
 
     crops = []
     if crop:
+        if 'train' not in plans:
+            raise PrepareError(f'--crop cuts GoPro train, but {problems[0]}')
         base = os.path.join(out, 'GoPro', 'train')
         too_small = [f'{b} is {w}x{h}' for (b, _, _), (h, w) in zip(plans['train'], sizes['train'])
                      if h < crop or w < crop]
@@ -186,14 +256,51 @@ def plan_gopro(root, out, blur_folder, crop, overlap):
         for (b, s, stem), (h, w) in zip(plans['train'], sizes['train']):
             crops.append((b, s, os.path.join(base, 'input_crops'), os.path.join(base, 'target_crops'),
                           stem, crop_windows(h, w, crop, overlap)))
-    return plans, copies, crops
+    return plans, copies, crops, layouts, problems
+
+
+def find_hide_layout(root):
+    """(layout, folder) of the HIDE folder: ``LAYOUT_HIDE`` (test/{test-close-ups,test-long-shot}, GT),
+    ``LAYOUT_INPUT_TARGET`` when ``{input,target}``, ``test/{input,target}`` or ``test/HIDE/{input,target}``
+    exists (Restormer's Datasets/, mmagic's data/HIDE), else (None, root)."""
+    if os.path.isdir(os.path.join(root, 'GT')):
+        return LAYOUT_HIDE, root
+    for folder in (root, os.path.join(root, 'test'), os.path.join(root, 'test', 'HIDE')):
+        if any(os.path.isdir(os.path.join(folder, sub)) for sub in ('input', 'target')):
+            return LAYOUT_INPUT_TARGET, folder
+    return None, root
 
 
 def plan_hide(root, out):
-    """Checks HIDE_dataset and returns ([(blurry, sharp, name, subset), ...], copy jobs)."""
+    """Checks the HIDE folder and returns ([(blurry, sharp, name, subset or None)], copy jobs, layout text,
+    count problems)."""
     _require_dir(root, 'HIDE (--hide)')
+    layout, folder = find_hide_layout(root)
+    if layout is None:
+        raise PrepareError(f'HIDE (--hide): no HIDE layout in {root}; expected HIDE_dataset\'s '
+                           'test/{test-close-ups,test-long-shot}/ and GT/, or {input,target}/ '
+                           '(also test/{input,target}/, test/HIDE/{input,target}/)')
+    if layout == LAYOUT_INPUT_TARGET:
+        input_dir, target_dir = os.path.join(folder, 'input'), os.path.join(folder, 'target')
+        _require_dir(input_dir, 'HIDE test blurry images')
+        _require_dir(target_dir, 'HIDE test sharp images')
+        pairs = [(os.path.join(input_dir, n), os.path.join(target_dir, n), n, None)
+                 for n in _pair_names(input_dir, target_dir)]
+        described = f'{os.path.join(folder, "{input,target}")} (input/target layout)'
+    else:
+        pairs = _hide_release_pairs(folder)
+        described = f'{folder} (HIDE_dataset layout: test/{{test-close-ups,test-long-shot}}, GT)'
+    _check_sizes([(b, s) for b, s, _, _ in pairs])
+    base = os.path.join(out, 'HIDE', 'test')
+    jobs = [(b, os.path.join(base, 'input', n)) for b, _, n, _ in pairs]
+    jobs += [(s, os.path.join(base, 'target', n)) for _, s, n, _ in pairs]
+    _check_unique(jobs, 'HIDE test (the same name in close-ups and long-shot)')
+    return pairs, jobs, described, hide_count_problems(len(pairs))
+
+
+def _hide_release_pairs(root):
+    """[(blurry, sharp, name, subset)] of HIDE_dataset/test/{test-close-ups,test-long-shot} and GT."""
     gt_dir = os.path.join(root, 'GT')
-    _require_dir(gt_dir, 'HIDE sharp images')
     gt_names = set(_png_names(gt_dir))
     pairs, missing = [], []
     for folder, label in HIDE_SUBSETS:
@@ -208,12 +315,32 @@ def plan_hide(root, out):
             pairs.append((os.path.join(blur_dir, name), os.path.join(gt_dir, name), name, label))
     if missing:
         raise PrepareError(_listing('HIDE blurry images missing from GT', missing))
-    _check_sizes([(b, s) for b, s, _, _ in pairs])
-    base = os.path.join(out, 'HIDE', 'test')
-    jobs = [(b, os.path.join(base, 'input', n)) for b, _, n, _ in pairs]
-    jobs += [(s, os.path.join(base, 'target', n)) for _, s, n, _ in pairs]
-    _check_unique(jobs, 'HIDE test (the same name in close-ups and long-shot)')
-    return pairs, jobs
+    return pairs
+
+
+def plan_renames(folders, rename):
+    """Files an earlier prepare_gopro wrote as ``<scene>_<frame>...png`` in the output ``folders`` this run
+    writes ``<scene>-<frame>...png`` to. None found: []. Found: with ``rename`` the (old, new) paths to
+    rename, else PrepareError naming them (one folder never holds both spellings)."""
+    found = []
+    for folder in folders:
+        if os.path.isdir(folder):
+            found += [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+                      if n.lower().endswith(IMAGE_EXT) and not n.startswith('.')
+                      and is_underscore_stem(os.path.splitext(n)[0])]
+    if not found:
+        return []
+    if not rename:
+        raise PrepareError(_listing(
+            'GoPro files named <scene>_<frame> (earlier prepare_gopro versions) where this version writes '
+            '<scene>-<frame>, the community\'s spelling; rerun with --rename-underscore to rename them in place '
+            '(nothing is copied again), or delete them', found))
+    renames = [(old, os.path.join(os.path.dirname(old), canonical_stem(os.path.splitext(os.path.basename(old))[0])
+                                  + os.path.splitext(old)[1])) for old in found]
+    both = [f'{old} and {new}' for old, new in renames if os.path.lexists(new)]
+    if both:
+        raise PrepareError(_listing('both spellings of one GoPro file exist; delete one of each', both))
+    return renames
 
 
 def _check_crop_settings(path, settings):
@@ -228,6 +355,15 @@ def _check_crop_settings(path, settings):
     if previous != settings:
         raise PrepareError(f'the crops next to {path} were made with {previous}, not {settings}: delete '
                            'input_crops/, target_crops/ and crops.json there, or repeat the same settings')
+
+
+def _check_not_in_place(folder_pairs):
+    """A community tree given as its own output would have files replaced by themselves (a symlink onto
+    itself loses the image): refuse it before writing."""
+    same = sorted(src for src, dst in folder_pairs if os.path.realpath(src) == os.path.realpath(dst))
+    if same:
+        raise PrepareError(_listing('input folders that are also the output folders; give another --out '
+                                    '(--mode symlink keeps it cheap)', same))
 
 
 def _check_links(mode, source_dirs, out):
@@ -357,10 +493,12 @@ def _write_text(path, text):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Arrange GOPRO_Large and HIDE_dataset into input/target folders for BasicSR.')
+        description='Arrange GoPro and HIDE into input/target folders for BasicSR (<scene>-<frame>.png names).')
     parser.add_argument('--out', required=True, help='output root (GoPro/ and HIDE/ are made in it)')
-    parser.add_argument('--gopro', help='the GOPRO_Large folder (with train/ and test/)')
-    parser.add_argument('--hide', help='the HIDE_dataset folder (with test/ and GT/)')
+    parser.add_argument('--gopro', help='GOPRO_Large ({train,test}/<scene>/{blur,sharp}) or a community GoPro '
+                        'folder ({train,test}/{input,target}, also {train,test}/GoPro/{input,target})')
+    parser.add_argument('--hide', help='HIDE_dataset (test/ and GT/) or a community HIDE folder ({input,target}, '
+                        'also test/{input,target}, test/HIDE/{input,target})')
     parser.add_argument('--gopro-blur', choices=('blur', 'blur_gamma'), default='blur',
                         help='GoPro folder the inputs come from (default blur, as in the papers)')
     parser.add_argument('--mode', choices=('copy', 'symlink', 'hardlink'), default='copy',
@@ -368,6 +506,10 @@ def parse_args(argv=None):
     parser.add_argument('--crop', type=int, metavar='P', help='also write PxP crops of GoPro train')
     parser.add_argument('--crop-overlap', type=int, metavar='O',
                         help='overlap of neighbouring crops in pixels (default P // 2)')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='accept a tree with other counts than the full release (a warning, not an error)')
+    parser.add_argument('--rename-underscore', action='store_true',
+                        help='rename <scene>_<frame> files of earlier versions in the output to <scene>-<frame>')
     parser.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1),
                         help='parallel file operations (default: CPU count, at most 8)')
     args = parser.parse_args(argv)
@@ -394,26 +536,51 @@ def prepare(args):
     out = args.out
     gopro = plan_gopro(args.gopro, out, args.gopro_blur, args.crop, args.crop_overlap) if args.gopro else None
     hide = plan_hide(args.hide, out) if args.hide else None
+    problems = (gopro[4] if gopro else []) + (hide[3] if hide else [])
+    if problems and not args.allow_partial:
+        raise PrepareError(_listing('not the full release (GoPro 2103 train / 1111 test, HIDE 2025 test); '
+                                    '--allow-partial accepts it', problems, limit=len(problems)))
+    if problems:
+        print('prepare_gopro: warning: ' + _listing('not the full release (--allow-partial)', problems,
+                                                     limit=len(problems)), file=sys.stderr)
     crop_settings = crop_file = None
     if gopro and args.crop:
         crop_file = os.path.join(out, 'GoPro', 'train', 'crops.json')
-        crop_settings = {'crop': args.crop, 'overlap': args.crop_overlap, 'gopro_blur': args.gopro_blur}
+        # the source of the inputs: GOPRO_Large's blur / blur_gamma, or a prepared set's input/ folder
+        source = args.gopro_blur if gopro[3]['train'][0] == LAYOUT_GOPRO_LARGE else 'input'
+        crop_settings = {'crop': args.crop, 'overlap': args.crop_overlap, 'gopro_blur': source}
         _check_crop_settings(crop_file, crop_settings)
     all_jobs = [job for split_jobs in (gopro[1].values() if gopro else []) for job in split_jobs]
     all_jobs += hide[1] if hide else []
+    _check_not_in_place({(os.path.dirname(src), os.path.dirname(dst)) for src, dst in all_jobs})
     _check_links(args.mode, {os.path.dirname(src) for src, _ in all_jobs}, out)
+    renames = []
+    if gopro:
+        written = [os.path.join(out, 'GoPro', split, sub) for split in gopro[0] for sub in ('input', 'target')]
+        if args.crop:
+            written += [os.path.join(out, 'GoPro', 'train', sub) for sub in ('input_crops', 'target_crops')]
+        renames = plan_renames(written, args.rename_underscore)
 
     counts = {}
     summary = []
+    for old, new in renames:
+        os.rename(old, new)
+    if renames:
+        summary.append(f'renamed {len(renames)} files from <scene>_<frame> to <scene>-<frame>')
     if gopro:
-        plans, copies, crops = gopro
+        plans, copies, crops, layouts, _ = gopro
         for split in GOPRO_SPLITS:
+            if split not in plans:
+                summary.append(f'GoPro {split}: missing, nothing written')
+                continue
             for sub in ('input', 'target'):
                 os.makedirs(os.path.join(out, 'GoPro', split, sub), exist_ok=True)
             _run([lambda s=s, d=d: place(s, d, args.mode) for s, d in copies[split]],
                  f'GoPro {split}', args.workers, counts)
-            summary.append(f'GoPro {split}: {len(plans[split])} pairs '
-                           f'({args.gopro_blur} -> input, sharp -> target)')
+            layout, described = layouts[split]
+            sources = (f'{args.gopro_blur} -> input, sharp -> target' if layout == LAYOUT_GOPRO_LARGE
+                       else 'input -> input, target -> target')
+            summary.append(f'GoPro {split}: {len(plans[split])} pairs ({sources}) from {described}')
         if crops:
             base = os.path.join(out, 'GoPro', 'train')
             for sub in ('input_crops', 'target_crops'):
@@ -426,19 +593,23 @@ def prepare(args):
             summary.append(f'GoPro train crops: {n_crops} pairs of {args.crop}x{args.crop} '
                            f'(overlap {args.crop_overlap}) from {len(crops)} images')
     if hide:
-        pairs, jobs = hide
+        pairs, jobs, described, _ = hide
         base = os.path.join(out, 'HIDE', 'test')
         for sub in ('input', 'target'):
             os.makedirs(os.path.join(base, sub), exist_ok=True)
         _run([lambda s=s, d=d: place(s, d, args.mode) for s, d in jobs], 'HIDE test', args.workers, counts)
-        table = io.StringIO()
-        writer = csv.writer(table, lineterminator='\n')
-        writer.writerow(['name', 'subset'])
-        writer.writerows((os.path.splitext(name)[0], label) for _, _, name, label in pairs)
-        status = _write_text(os.path.join(base, 'subsets.csv'), table.getvalue())
-        counts[status] = counts.get(status, 0) + 1
-        per_subset = ', '.join(f'{sum(p[3] == label for p in pairs)} {label}' for _, label in HIDE_SUBSETS)
-        summary.append(f'HIDE test: {len(pairs)} pairs ({per_subset})')
+        if pairs[0][3] is None:
+            summary.append(f'HIDE test: {len(pairs)} pairs from {described}; this layout does not say which '
+                           'are close-ups and which long-shot: no subsets.csv written')
+        else:
+            table = io.StringIO()
+            writer = csv.writer(table, lineterminator='\n')
+            writer.writerow(['name', 'subset'])
+            writer.writerows((os.path.splitext(name)[0], label) for _, _, name, label in pairs)
+            status = _write_text(os.path.join(base, 'subsets.csv'), table.getvalue())
+            counts[status] = counts.get(status, 0) + 1
+            per_subset = ', '.join(f'{sum(p[3] == label for p in pairs)} {label}' for _, label in HIDE_SUBSETS)
+            summary.append(f'HIDE test: {len(pairs)} pairs ({per_subset}) from {described}')
     summary.append(f'files written: {counts.get("written", 0)}, replaced (out of date): '
                    f'{counts.get("replaced", 0)}, skipped (already there): {counts.get("skipped", 0)}')
     summary.append(f'output: {os.path.abspath(out)} (mode {args.mode})')

@@ -28,21 +28,24 @@ Pairing (``--pairing auto|name|position``, default auto). Restored images are na
 ``<source>.png``), ground-truth images after their *targets*, and the DPDD release names every target
 by its own capture number (source ``1P0A0917``, target ``1P0A0916``). A restored name's *scene* is its
 stem or a prefix of it ending before an ``_`` (``1P0A0917_DPDNet`` -> ``1P0A0917_DPDNet``, ``1P0A0917``).
+GoPro stems are compared in one spelling (``basicsr_vitloss.data.gopro_files.canonical_stem``): a scene
+``GOPRnnnn_nn_nn`` and its 6-digit frame joined by ``-`` (the community's names) or ``_``
+(earlier prepare_gopro.py) are one name, on either side.
 
 * ``name``: a restored image pairs with the gt image whose stem is one of its scene candidates (the
   restored stem equals the gt stem, optionally followed by ``_<anything>``): GoPro, HIDE, any set
-  whose targets carry their sources' names.
+  whose targets carry their sources' names. Two restored images of one gt image are refused.
 * ``position``: both folders natural-sorted (``img2`` before ``img10``; a ``_<suffix>`` shared by all
   restored names is ignored for sorting) and paired by position; the counts must be equal and every
   pair must be the same capture by ``basicsr_vitloss.data.dpdd_files.same_capture`` (one of the
   restored name's scene candidates is the gt stem, or has its prefix and a trailing capture number at
-  most ``MAX_CAPTURE_OFFSET`` away): DPDD.
-* ``auto``: by name when every restored image pairs by name (equal counts, one gt each), else by
+  most ``MAX_CAPTURE_OFFSET`` away): DPDD. A GoPro frame is only its own capture.
+* ``auto``: by name when every gt image pairs by name with one restored image (equal counts), else by
   checked position.
 
-Different counts, pairs of different captures or names that do not pair stop the run (status 2),
-naming the files; nothing is paired by an unchecked guess. ``run --opt`` pairs its restored images
-(named after the dataset's source scenes) with the dataset's gt files by the same rule.
+Different counts, pairs of different captures, names that do not pair or two gt files of one name stop
+the run (status 2), naming the files; nothing is paired by an unchecked guess. ``run --opt`` pairs its
+restored images (named after the dataset's source scenes) with the dataset's gt files by the same rule.
 
 Categories (``--labels``): a folder holding ``indoor_labels.npy`` and ``outdoor_labels.npy`` (any
 ``<category>_labels.npy``; 1-based indices into the natural-sorted gt list, as distributed with the

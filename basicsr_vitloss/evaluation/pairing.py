@@ -1,10 +1,13 @@
 """Pairing restored images with their ground truth: by name, or by natural-sorted position with each
 pair checked to be the same capture (DPDD's targets carry their own capture numbers); see
-docs/evaluation.md."""
+docs/evaluation.md. Names are compared in ``gopro_files.canonical_stem`` form, so a GoPro frame spelled
+``<scene>-<frame>`` (the community's downloads and released results) pairs with ``<scene>_<frame>``
+(trees from earlier prepare_gopro versions) and the reverse."""
 import os
 
 from basicsr_vitloss.data.dpdd_files import MAX_CAPTURE_OFFSET, PAIRINGS, list_images, natural_key, pair_by_rule, \
     same_capture
+from basicsr_vitloss.data.gopro_files import canonical_stem, parse_stem
 from basicsr_vitloss.evaluation.errors import EvaluateError, listing
 
 
@@ -12,22 +15,35 @@ def stem(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
+def _canonical_name(path):
+    """The file name with a GoPro stem in the hyphen spelling (any other name unchanged): the sort key's
+    base, so both spellings sort alike and every other set keeps its natural order."""
+    return canonical_stem(stem(path)) + os.path.splitext(path)[1]
+
+
 def scene_candidates(restored_stem):
     """The scenes a restored name can be of, longest first: the stem itself, then each prefix ending
-    before an '_' (BasicSR's ``<source>_<suffix>``): ``1P0A0917_x_y`` -> 1P0A0917_x_y, 1P0A0917_x, 1P0A0917."""
-    parts = restored_stem.split('_')
+    before an '_' (BasicSR's ``<source>_<suffix>``): ``1P0A0917_x_y`` -> 1P0A0917_x_y, 1P0A0917_x, 1P0A0917.
+    A GoPro stem is first put in the hyphen spelling: ``GOPR0384_11_00_000001_x`` -> GOPR0384_11_00-000001_x,
+    GOPR0384_11_00-000001, GOPR0384_11, GOPR0384."""
+    parts = canonical_stem(restored_stem).split('_')
     prefixes = ('_'.join(parts[:k]) for k in range(len(parts), 0, -1))
     return [p for p in prefixes if p]
 
 
 def stems_match(restored_stem, gt_stem):
-    """The name rule: the restored stem is the gt stem, optionally followed by '_' + anything."""
-    return gt_stem in scene_candidates(restored_stem)
+    """The name rule: the restored stem is the gt stem, optionally followed by '_' + anything (GoPro
+    frames in either spelling, ``<scene>-<frame>`` or ``<scene>_<frame>``, on either side)."""
+    return canonical_stem(gt_stem) in scene_candidates(restored_stem)
 
 
 def same_capture_names(restored_stem, gt_stem):
     """The position check: one of the restored name's scene candidates is the gt's capture
-    (``dpdd_files.same_capture``: the same name, or DPDD's target of its own capture number)."""
+    (``dpdd_files.same_capture``: the same name, or DPDD's target of its own capture number). A GoPro
+    frame's capture is its own name only: neighbouring frames are other images."""
+    gt_stem = canonical_stem(gt_stem)
+    if parse_stem(gt_stem):
+        return gt_stem in scene_candidates(restored_stem)
     return any(same_capture(scene, gt_stem) for scene in scene_candidates(restored_stem))
 
 def _suffix_free_key(stems):
@@ -67,15 +83,16 @@ def pair_files(restored, gt, pairing='auto', restored_where='', gt_where=''):
     'name' or 'position'). EvaluateError naming the files when they do not pair."""
     if pairing not in PAIRINGS:
         raise EvaluateError(f"--pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}.")
-    gt = sorted(gt, key=lambda p: natural_key(os.path.basename(p)))
-    gt_stems = [stem(p) for p in gt]
-    key = _suffix_free_key([stem(p) for p in restored])
-    restored = sorted(restored, key=lambda p: key(stem(p)))
-    restored_stems = [stem(p) for p in restored]
+    gt = sorted(gt, key=lambda p: (natural_key(_canonical_name(p)), natural_key(os.path.basename(p))))
+    gt_stems = [canonical_stem(stem(p)) for p in gt]
+    key = _suffix_free_key([canonical_stem(stem(p)) for p in restored])
+    restored = sorted(restored, key=lambda p: key(canonical_stem(stem(p))))
+    restored_stems = [canonical_stem(stem(p)) for p in restored]
     where = f' (restored: {restored_where}, ground truth: {gt_where})' if restored_where or gt_where else ''
     if len(set(gt_stems)) != len(gt_stems):
-        raise EvaluateError('two ground-truth images share a name: '
-                            f'{listing(sorted({n for n in gt_stems if gt_stems.count(n) > 1}))}{where}.')
+        twice = sorted(os.path.basename(p) for p, s in zip(gt, gt_stems) if gt_stems.count(s) > 1)
+        raise EvaluateError(f'two ground-truth images share a name (GoPro <scene>-<frame> and <scene>_<frame> '
+                            f'are one name): {listing(twice)}{where}.')
     known = set(gt_stems)
     scenes = [next((c for c in scene_candidates(r) if c in known), r) for r in restored_stems]
     by_name = len(restored) == len(gt) and set(scenes) == known  # equal counts and one gt each

@@ -16,6 +16,7 @@ import yaml
 
 from conftest import REPO, dpdd_release_names, make_dpdd_tree, run
 
+from basicsr_vitloss.data.gopro_files import canonical_stem
 from basicsr_vitloss.evaluation import cli as evaluate
 from basicsr_vitloss.evaluation.metrics import METRICS
 from basicsr_vitloss.evaluation.pairing import match_folders, stems_match
@@ -687,3 +688,53 @@ def test_merge_paper_sets_each_rows_change_beside_the_papers(tmp_path):
     assert change['loss'] == 'local' and change['cells'][0] == {
         'dataset': 'GoPro', 'metric': 'psnr', 'ours': pytest.approx(0.25), 'paper': pytest.approx(0.39)}
     assert evaluate.main(['merge', *map(str, files[:2]), '--paper', 'table1', '--out', str(table)]) == 2  # no DPDD
+
+
+GOPRO_LISTS = json.loads((REPO / 'tests' / 'data' / 'gopro_file_lists.json').read_text())
+
+
+def test_official_gopro_results_pair_with_prepared_targets(tmp_path, capsys):
+    """A result set named as Restormer / MPRNet / NAFNet release GoPro results (<scene>-<frame>.png, real
+    scenes and frame numbers) pairs by name with the target folder prepare_gopro.py writes now (hyphen) and
+    with one an earlier version wrote (<scene>_<frame>.png), also with BasicSR's _<suffix> added."""
+    from conftest import load_script
+    prepare_gopro = load_script('prepare_gopro')
+    rng = np.random.default_rng(3)
+    frames = [(scene, info['first'] + k) for scene, info in list(GOPRO_LISTS['test'].items())[:3] for k in range(2)]
+    large = tmp_path / 'GOPRO_Large' / 'test'
+    official = tmp_path / 'official' / 'GoPro'  # a result set as released: <scene>-<frame>.png
+    official.mkdir(parents=True)
+    offsets = {}
+    for index, (scene, frame) in enumerate(frames):
+        sharp = rng.integers(20, 230, (8, 8, 3), dtype=np.uint8)
+        for kind in ('blur', 'sharp'):
+            (large / scene / kind).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(large / scene / kind / f'{frame:06d}.png'), sharp)
+        offsets[f'{scene}-{frame:06d}'] = index + 1
+        cv2.imwrite(str(official / f'{scene}-{frame:06d}.png'), sharp + np.uint8(index + 1))
+    out = tmp_path / 'datasets'
+    assert prepare_gopro.main(['--out', str(out), '--gopro', str(tmp_path / 'GOPRO_Large'), '--allow-partial']) == 0
+    capsys.readouterr()
+    new_gt = out / 'GoPro' / 'test' / 'target'
+    assert sorted(p.name for p in new_gt.iterdir()) == sorted(f'{s}.png' for s in offsets)
+    old_gt = tmp_path / 'old' / 'target'  # an earlier prepare_gopro's names: <scene>_<frame>.png
+    old_gt.mkdir(parents=True)
+    for path in new_gt.iterdir():
+        shutil.copy(path, old_gt / path.name.replace('-', '_'))
+    suffixed = tmp_path / 'official_suffix'  # the same results as basicsr.test names them
+    suffixed.mkdir()
+    for path in official.iterdir():
+        shutil.copy(path, suffixed / f'{path.stem}_NAFNet.png')
+    for restored_dir in (official, suffixed):
+        for gt_dir in (new_gt, old_gt):
+            pairs, used = match_folders(str(restored_dir), str(gt_dir), 'auto')
+            assert used == 'name' and len(pairs) == len(frames)
+            run_dir = tmp_path / 'runs' / f'{restored_dir.name}_{gt_dir.parent.name}'
+            assert evaluate.main(run_args(restored_dir, gt_dir, run_dir, '--metrics', 'mae')) == 0
+            rows = read_csv(run_dir / 'per_image.csv')
+            assert len(rows) == len(frames)
+            for row in rows:
+                frame = canonical_stem(row['name'])  # name: the gt stem, as the gt folder spells it
+                assert row['name'] == (frame.replace('-', '_') if gt_dir == old_gt else frame)
+                assert Path(row['restored']).name.startswith(frame)
+                assert float(row['mae']) == pytest.approx(offsets[frame] / 255.0, abs=1e-9)

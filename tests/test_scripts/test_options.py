@@ -172,8 +172,8 @@ def trees(tmp_path_factory):
                    'HIDE/test/input', 'HIDE/test/target'):
         (root / folder).mkdir(parents=True)
         for index in range(2):
-            # names as prepare_gopro.py writes GoPro's (<scene>_<frame>), input and target alike
-            cv2.imwrite(str(root / folder / f'GOPR0384_11_00_{index + 1:06d}.png'),
+            # names as prepare_gopro.py writes GoPro's (<scene>-<frame>), input and target alike
+            cv2.imwrite(str(root / folder / f'GOPR0384_11_00-{index + 1:06d}.png'),
                         (rng.random((64, 64, 3)) * 255).astype(np.uint8))
     return root
 
