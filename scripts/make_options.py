@@ -69,6 +69,7 @@ AUTHORS_CODE = {
 HEADLINE = ('restormer_dpdd_local.yml', 'dpdd_dual', 'restormer', 'local')
 
 #: what the paper reports (Tables I-V), in the package so that ``evaluate merge --paper`` can use them too
+from basicsr_vitloss.data.gopro_files import GOPRO_TOTALS  # noqa: E402
 from basicsr_vitloss.evaluation.paper_tables import PAPER, PAPER_ABLATIONS  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ fragments
@@ -216,7 +217,7 @@ TINY_NETWORK = {
 
 # DPDD training patches from scripts/prepare_dpdd.py (official rule): 350 scenes x (28 - 8 dropped) = 7000
 DPDD_TRAIN_PATCHES = 7000
-GOPRO_TRAIN_IMAGES = 2103
+GOPRO_TRAIN_IMAGES = GOPRO_TOTALS['train']  # 2103 (basicsr_vitloss.data.gopro_files: the release's counts)
 #: iterations an epoch of GoPro train in MPRNet's and Uformer's scripts: their DataLoader keeps the last,
 #: incomplete batch (drop_last=False), so ceil(2103 / batch): 132 at MPRNet's 16, 263 at Uformer's 8
 MPRNET_EPOCH = -(-GOPRO_TRAIN_IMAGES // 16)
