@@ -638,14 +638,14 @@ def write_results(result, args):
 
 
 def _git(*command):
-    proc = subprocess.run(['git', *command], capture_output=True, text=True, cwd=Path(__file__).resolve().parent)
+    proc = subprocess.run(['git', *command], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def run_stamp():
     """UTC date and git commit of this run (commit None outside a git checkout; dirty: uncommitted changes
     to tracked files other than the results)."""
-    dirty = _git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!results')
+    dirty = _git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!benchmarks/results')
     return {'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'commit': _git('rev-parse', '--short', 'HEAD'),
             'dirty': bool(dirty)}
 
