@@ -714,7 +714,8 @@ def equivalence_markdown(r):
     lines += [
         '', '### Why the float32 input gradients of the global loss differ', '',
         'The global loss pairs the k-th smallest channel value of each pred token with the k-th smallest of the '
-        "target's (a sort). Its gradient to a channel value is 2 (u_i - v_(rank of u_i)) / W: where two channel "
+        "target's (a sort). Its gradient to a channel value is (u_i - v_(rank of u_i)) / W (p = 2, W the token's "
+        'distance): where two channel '
         "values of a token swap order the gradient jumps by the target's value spacing, and at a tie the sort has "
         'no derivative. Ours and the naive code compute the same features up to float32 rounding (other summation '
         'orders); channel values closer than that can sort in another order in the two, and then the gradient '
@@ -735,7 +736,7 @@ def equivalence_markdown(r):
             lambda d: f'{d["input_grad_rel_diff_f32_one_pairing"]:.1e}'), '',
         'So the float32 difference comes entirely from the few elements sorted to another rank: with one pairing '
         'for both it falls to the float32 rounding of the features relative to the sorted gaps u - v (larger than '
-        "for the local loss, whose gradient does not depend on the features' values), and in float64 the two "
+        'for the local loss, whose gradient is only the sign of the feature difference), and in float64 the two '
         'gradients agree to ~1e-14. Neither float32 gradient is the wrong one: each differs from its own float64 '
         'gradient by about as much as the two differ from each other (last column above).']
     return lines
