@@ -75,9 +75,10 @@ def check_pos_embed_interpolation(mode):
 
 def resample_pos_grid(patch_pos, old_grid, new_grid, mode='mae'):
     """Patch position embeddings (1, rows * cols, D) of ``old_grid`` resampled to ``new_grid``: bicubic,
-    align_corners False, computed in float32; ``mode`` 'mae' (no antialias, MAE's interpolate_pos_embed)
-    or 'timm' (antialias, timm's resample_abs_pos_embed)."""
-    grid = patch_pos.reshape(1, *old_grid, -1).permute(0, 3, 1, 2).float()
+    align_corners False, computed in float32 (float64 for float64 weights); ``mode`` 'mae' (no antialias,
+    MAE's interpolate_pos_embed) or 'timm' (antialias, timm's resample_abs_pos_embed)."""
+    grid = patch_pos.reshape(1, *old_grid, -1).permute(0, 3, 1, 2)
+    grid = grid.to(torch.promote_types(grid.dtype, torch.float32))
     resized = F.interpolate(grid, size=tuple(new_grid), mode='bicubic', align_corners=False,
                             antialias=POS_EMBED_INTERPOLATIONS[check_pos_embed_interpolation(mode)])
     return resized.to(patch_pos.dtype).permute(0, 2, 3, 1).flatten(1, 2)

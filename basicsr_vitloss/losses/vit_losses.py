@@ -12,6 +12,12 @@ from basicsr.utils.registry import LOSS_REGISTRY
 from .vit_features import ViTFeatureExtractor
 
 
+def _at_least_float32(x):
+    """``x`` in float32, or float64 if it already is: half-precision features (autocast) are upcast for the
+    distance, float64 features (a float64 check of the gradients) are not rounded down."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def _flag(name, value):
     if not isinstance(value, bool):
         raise ValueError(f'{name} must be true or false, got {value!r}.')
@@ -124,7 +130,7 @@ class LocalMAEPerceptualLoss(_ViTPerceptualLoss):
     """
 
     def distance(self, pred_feature, target_feature):
-        return (pred_feature.float() - target_feature.float()).abs().mean()
+        return (_at_least_float32(pred_feature) - _at_least_float32(target_feature)).abs().mean()
 
 
 @LOSS_REGISTRY.register()
@@ -142,7 +148,7 @@ class GlobalDistributionLoss(_ViTPerceptualLoss):
     positions (no batch mean); with ``layers: [1, 2, 3, 4, 5, 6], loss_weight: 1e-4`` this is their
     (commented-out) global loss. It equals ``image`` with ``normalize_by_dim`` only for batch size 1.
 
-    Distances are computed in float32 under autocast.
+    Distances are computed in float32 under autocast (in float64 for a float64 ViT and input).
     """
 
     REDUCTIONS = ('image', 'batch')
@@ -169,7 +175,8 @@ class GlobalDistributionLoss(_ViTPerceptualLoss):
         return torch.where(matched, 0.0, safe.sqrt() if self.p == 2 else safe.pow(1 / self.p))
 
     def distance(self, pred_feature, target_feature):
-        gap = pred_feature.float().sort(dim=-1).values - target_feature.float().sort(dim=-1).values
+        gap = (_at_least_float32(pred_feature).sort(dim=-1).values
+               - _at_least_float32(target_feature).sort(dim=-1).values)
         powered = gap.abs() if self.p == 1 else gap.square() if self.p == 2 else gap.abs().pow(self.p)
         if self.reduction == 'batch':  # (B, N, D) -> per token position, mean over batch and channels
             return self._root(powered.mean(dim=(0, 2))).sum()

@@ -133,6 +133,41 @@ def test_global_loss_matches_per_token_loop(feature, p):
     assert loss.value(pred, target).item() == pytest.approx(expected, rel=1e-5)
 
 
+def _reference_global_torch(vit, pred, target, layer, p):
+    """The global loss as a Python loop over images and tokens with torch.sort on each token (autograd
+    through the sort): (sum_d |sort(u)_d - sort(v)_d|^p)^(1/p), summed over tokens, mean over images."""
+    fp = reference_features(vit, pred, layer, 'token')
+    with torch.no_grad():
+        ft = reference_features(vit, target, layer, 'token')
+    total = 0
+    for b in range(fp.shape[0]):
+        for i in range(fp.shape[1]):
+            gap = torch.sort(fp[b, i]).values - torch.sort(ft[b, i]).values
+            total = total + gap.abs().pow(p).sum().pow(1 / p)
+    return total / fp.shape[0]
+
+
+@pytest.mark.parametrize('p', [1, 2])
+def test_global_loss_input_gradient_matches_per_token_loop_in_float64(p):
+    """Same weights, float64 throughout: value and input gradient equal the loop's to rounding. (In float32
+    they need not: channel values closer than float32 rounding can sort the other way in the two and send
+    gradient to other elements, see benchmarks/results/loss_bench.md.)"""
+    loss = tiny_loss(GlobalDistributionLoss, layers=3, mask_ratio=0, p=p, loss_weight=1.0)
+    vit = reference_vit(loss).double()
+    loss = loss.double()
+    pred, target = images(2, 3, 32, 48, seed=3).double(), images(2, 3, 32, 48, seed=4).double()
+    ours_pred, ref_pred = pred.clone().requires_grad_(), pred.clone().requires_grad_()
+    ours = loss.value(ours_pred, target)
+    expected = _reference_global_torch(vit, ref_pred, target, 3, p)
+    assert ours.dtype == torch.float64
+    assert ours.item() == pytest.approx(expected.item(), rel=1e-12)
+    ours.backward()
+    expected.backward()
+    scale = ref_pred.grad.abs().max().item()
+    assert scale > 0
+    torch.testing.assert_close(ours_pred.grad, ref_pred.grad, rtol=1e-9, atol=1e-11 * scale)
+
+
 def test_global_p1_is_dim_times_scipy_wasserstein():
     loss = tiny_loss(GlobalDistributionLoss, layers=2, mask_ratio=0, p=1, loss_weight=1.0)
     vit = reference_vit(loss)
