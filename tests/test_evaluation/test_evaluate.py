@@ -748,3 +748,24 @@ def test_lpips_net_vgg_is_passed_on_cached_per_net_and_in_the_protocol(tmp_path,
     assert 'lpips.net' in capsys.readouterr().err
     assert evaluate.main(run_args(restored_dir, gt_dir, alex_out, '--lpips-net', 'squeeze')) == 2
     assert "--lpips-net: invalid choice: 'squeeze'" in capsys.readouterr().err
+
+
+def test_restored_folder_record_names_a_square_zero_uformer_only(tmp_path):
+    """run --opt: restored/inference.json keeps Uformer's non-default input_padding, so a folder restored with the
+    other padding is not resumed; the default adds nothing (older folders still resume, protocols of other archs
+    stay comparable)."""
+    from types import SimpleNamespace
+    from basicsr_vitloss.archs.uformer_arch import Uformer
+    from basicsr_vitloss.evaluation.restore import _check_restored_folder, _inference_record
+    from basicsr_vitloss.evaluation.errors import EvaluateError
+    args = SimpleNamespace(opt='o.yml', weights='w.pth', tile=0, tile_overlap=32)
+    small = dict(embed_dim=8, depths=[1] * 9, num_heads=[1] * 9, win_size=2, img_size=64)
+    reflect = _inference_record(args, Uformer(**small), {'name': 'DPDD'})
+    square = _inference_record(args, Uformer(input_padding='square_zero', **small), {'name': 'DPDD'})
+    assert 'input_padding' not in reflect and square['input_padding'] == 'square_zero'
+    assert square['inference'] == reflect['inference'] == {'mode': 'whole'}  # the protocol field is unchanged
+    folder = tmp_path / 'restored'
+    folder.mkdir()
+    (folder / 'inference.json').write_text(json.dumps(reflect))
+    with pytest.raises(EvaluateError, match='input_padding: None then, square_zero now'):
+        _check_restored_folder(str(folder), square)
