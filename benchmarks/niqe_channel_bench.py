@@ -1,5 +1,5 @@
 """NIQE on the Y channel (the evaluation's default, ``--niqe-channel y``) against grayscale (``gray``, the
-conversion of MATLAB's niqe and pyiqa) on real photographs: scikit-image's sample photographs, sharp and with
+channel of pyiqa's NIQE, MATLAB rgb2gray's luma) on real photographs: scikit-image's sample photographs, sharp and with
 a Gaussian defocus-like blur (sigma 2), both as 8-bit images. BasicSR's ``calculate_niqe`` with
 ``convert_to='y'`` / ``'gray'``, crop_border 0, exactly as ``basicsr_vitloss.evaluation.metrics`` calls it.
 Writes benchmarks/results/niqe_channel_bench.{json,md}.
@@ -41,7 +41,7 @@ def main():
             'paper_range': list(PAPER_RANGE), 'rows': rows, 'summary': summary}
     lines = ['# NIQE: Y channel (default) vs grayscale', '',
              "BasicSR calculate_niqe on 8-bit images, crop_border 0; convert_to='y' (MATLAB YCbCr luma, 16-235) vs "
-             "'gray' (0.299 R + 0.587 G + 0.114 B, full range; MATLAB niqe and pyiqa). scikit-image's photographs, "
+             "'gray' (0.299 R + 0.587 G + 0.114 B, full range; pyiqa's NIQE). scikit-image's photographs, "
              f'sharp and Gaussian-blurred (sigma {BLUR_SIGMA:g}). Lower is better; the paper reports '
              f'{PAPER_RANGE[0]}-{PAPER_RANGE[1]}.', '',
              '| photo | size | version | NIQE Y | NIQE gray | gray - Y |', '|---|---|---|---:|---:|---:|']

@@ -60,8 +60,8 @@ SSIM (``--ssim float|matlab``): ``float`` = scikit-image's structural_similarity
 NIQE (``--niqe-channel y|gray``): BasicSR's ``calculate_niqe`` on the 8-bit restored image, on one channel:
 ``y`` (the default) = the Y of MATLAB's YCbCr (``convert_to='y'``, values 16-235), BasicSR's default and the
 numbers reported here; ``gray`` = 0.299 R + 0.587 G + 0.114 B at full range (``convert_to='gray'``), the
-conversion MATLAB's ``niqe`` (rgb2gray) and pyiqa's NIQE (Y of YIQ) use. The two differ by a few hundredths
-to tenths (benchmarks/results/niqe_channel_bench.md); the channel is part of the protocol.
+channel pyiqa's NIQE scores (Y of YIQ; also MATLAB rgb2gray's luma). On real photographs the two differ by
+up to a few tenths (benchmarks/results/niqe_channel_bench.md); the channel is part of the protocol.
 
 Outputs of ``run`` (in --out):
     per_image.csv   name, restored, gt, category, psnr, ssim, mae, lpips, niqe, ssim_variant, niqe_variant,
@@ -198,8 +198,8 @@ def build_parser():
                           'else float')
     run.add_argument('--niqe-channel', choices=NIQE_CHANNELS, default='y',
                      help="the channel NIQE scores: y (MATLAB YCbCr luma, BasicSR calculate_niqe's default; the "
-                          "default) or gray (0.299 R + 0.587 G + 0.114 B, as MATLAB niqe and pyiqa). Recorded in "
-                          'the protocol: merge refuses to mix them')
+                          "default) or gray (0.299 R + 0.587 G + 0.114 B, as pyiqa's NIQE; MATLAB rgb2gray's luma). "
+                          'Recorded in the protocol: merge refuses to mix them')
     run.add_argument('--out', required=True, help='output folder (per_image.csv, results.json, results.md)')
     run.add_argument('--labels', help='folder with indoor_labels.npy / outdoor_labels.npy, or a name,category CSV')
     run.add_argument('--method', help='method name (default: options name or restored folder name)')

@@ -11,7 +11,7 @@ TITLES = {'psnr': 'PSNR', 'ssim': 'SSIM', 'mae': 'MAE', 'lpips': 'LPIPS', 'niqe'
 SSIM_VARIANTS = ('float', 'matlab')
 #: --niqe-channel: the single channel BasicSR's calculate_niqe scores (its ``convert_to``). 'y': MATLAB's YCbCr luma
 #: (16-235, BasicSR's default, used for the numbers here); 'gray': full-range luma 0.299 R + 0.587 G + 0.114 B
-#: (cv2 BGR2GRAY), the conversion of MATLAB's niqe (rgb2gray) and pyiqa's NIQE (Y of YIQ)
+#: (cv2 BGR2GRAY), the channel pyiqa's NIQE scores (Y of YIQ) and MATLAB rgb2gray's luma
 NIQE_CHANNELS = ('y', 'gray')
 MATLAB_SSIM_DATASETS = ('gopro', 'hide')  # Tab. III: MPRNet's / Restormer's evaluate_GOPRO_HIDE.m
 LPIPS_NET, LPIPS_MODEL_VERSION = 'alex', '0.1'
@@ -43,7 +43,7 @@ SETTINGS = {
             "convert_to='y'), crop_border 0; undefined (nan, left out of the means) for images with fewer than "
             f'{NIQE_MIN_BLOCKS} blocks of {NIQE_BLOCK}x{NIQE_BLOCK} pixels',
     'niqe_gray': "BasicSR calculate_niqe on the restored image only, rounded to 8 bits, grayscale (0.299 R + "
-                 "0.587 G + 0.114 B, convert_to='gray', as MATLAB niqe and pyiqa), crop_border 0; undefined (nan, "
+                 "0.587 G + 0.114 B, convert_to='gray', as pyiqa's NIQE), crop_border 0; undefined (nan, "
                  f'left out of the means) for images with fewer than {NIQE_MIN_BLOCKS} blocks of '
                  f'{NIQE_BLOCK}x{NIQE_BLOCK} pixels',
 }
