@@ -21,6 +21,8 @@ batch, height and width; MPRNet dynamic height and width with batch 1 (its forwa
 ``len()``, a constant once traced); NAFNetLocal the fixed size only (its local pools choose between global
 and windowed statistics from the size in Python). Reflect-padding archs give a dynamic model only for an
 export size of at least their padding multiple (DPDNet 16, Restormer and MPRNet 8, Uformer ``16 * win_size``).
+A Uformer with ``input_padding: square_zero`` (the official test scripts' centred zero square) gives the fixed
+size only: the side and offsets of its square come from ``max(H, W)`` in Python.
 """
 import argparse
 import os
@@ -68,10 +70,14 @@ def parse_args(argv=None):
 
 
 def padding_of(net):
-    """(multiple, mode) of the arch's own size padding: NAFNet zero-pads to ``padder_size``; the others
-    reflect-pad to ``pad_multiple`` / ``size_multiple`` (see ``arch_util.pad_to_multiple``); (1, None): none."""
+    """(multiple, mode) of the arch's own size padding: NAFNet zero-pads to ``padder_size``; a Uformer with
+    ``input_padding='square_zero'`` zero-pads to a centred square ('square_zero', left to the network itself);
+    the others reflect-pad to ``pad_multiple`` / ``size_multiple`` (see ``arch_util.pad_to_multiple``);
+    (1, None): none."""
     if hasattr(net, 'padder_size'):
         return int(net.padder_size), 'constant'
+    if getattr(net, 'input_padding', None) == 'square_zero':
+        return int(net.pad_multiple), 'square_zero'
     for name in ('pad_multiple', 'size_multiple'):
         if hasattr(net, name):
             return int(getattr(net, name)), 'reflect'
@@ -82,6 +88,9 @@ def fixed_size_reason(net):
     """Why ``net`` cannot have a dynamic-size graph whatever the exporter (a size branch the parity check at
     one second size may not cross), or None."""
     from basicsr_vitloss.archs.nafnet_arch import LocalAvgPool2d
+    if padding_of(net)[1] == 'square_zero':
+        return ("its input_padding 'square_zero' pads to a square whose side and offsets depend on the larger "
+                "side in Python, which a traced graph freezes (input_padding 'reflect' exports dynamic sizes)")
     if any(isinstance(module, LocalAvgPool2d) for module in net.modules()):
         return ('its local average pools (NAFNetLocal, TLSC) pick global or windowed statistics, and their '
                 'strides, from the feature size in Python, which a traced graph freezes')
@@ -100,10 +109,13 @@ def make_wrapper(net, height, width):
     The arch pads only when needed (a Python branch on the size, frozen by tracing); the wrapper always
     pads, by ``(-h) % multiple`` (possibly zero), so the graph works for every size. The arch reflects,
     or replicates where a pad is not smaller than its side; the wrapper takes the arch's choice at the
-    export size (so a dynamic model is right for sides of at least ``multiple``, see ``dynamic_limit``)."""
+    export size (so a dynamic model is right for sides of at least ``multiple``, see ``dynamic_limit``).
+    A square-zero-padding Uformer pads inside its own forward; it is exported at a fixed size only."""
     import torch
     from torch.nn import functional as F
     multiple, mode = padding_of(net)
+    if mode == 'square_zero':
+        mode = None  # the network pads itself; the trace holds the padding of the (fixed) export size
     if mode == 'reflect' and not ((-height) % multiple < height and (-width) % multiple < width):
         mode = 'replicate'
 

@@ -117,6 +117,17 @@ def test_uformer_below_its_padding_multiple_falls_back_to_a_fixed_size(tmp_path,
     assert 'fixed size 24x24' in out and [size for size, _ in checks] == [(24, 24), (24, 24)]
 
 
+@pytest.mark.integration
+def test_uformer_square_zero_padding_is_exported_for_a_fixed_size(tmp_path, capsys):
+    """input_padding square_zero: the centred square depends on max(H, W) in Python, so --dynamic falls back to
+    the fixed size, whose model still matches PyTorch (the network pads itself inside the trace)."""
+    opt, weights = write_case(tmp_path, dict(type='Uformer', input_padding='square_zero', **TINY_UFORMER))
+    out, checks = run_export(capsys, opt, weights, tmp_path / 'sq.onnx', '--height', '20', '--width', '45',
+                             '--dynamic')
+    assert "input_padding 'square_zero'" in out and 'fixed size 20x45' in out
+    assert [size for size, _ in checks] == [(20, 45), (20, 45)]
+
+
 def test_nafnet_local_is_exported_for_a_fixed_size(tmp_path, capsys):
     """NAFNetLocal's local pools (windowed at 40x48 > base size 24) depend on the size in Python."""
     network_g = dict(type='NAFNetLocal', img_channel=6, out_channels=3, train_size=[1, 6, 16, 16], **TINY_NAFNET)

@@ -12,6 +12,12 @@ Differences (all additive):
   each a multiple of ``pad_multiple`` (the lcm over the five levels of ``window * 2**level``, 128 by
   default), and the output is cropped back. Height and width are tracked separately, so no square padding
   is needed. Inputs that are already such squares are not padded and give the official outputs.
+  ``input_padding='square_zero'`` instead reproduces the official test scripts (``expand2square`` in
+  ``test/test_gopro_hide.py``, ``test/test_realblur.py``): the image is placed in the centre of a zero
+  square whose side is ``ceil(max(H, W) / 128) * 128`` (``pad_multiple``), then cropped back. Reflect is
+  the default: it pads less (1280x720 runs at 1280x768 instead of 1280x1280) and gives the network no
+  artificial black border; the two differ only near the image borders (see
+  ``benchmarks/results/uformer_padding_bench.md``).
 * ``img_size`` keeps its official meaning: it is the resolution the window/shift layout of every level is
   designed for. As in the official code, a level whose design resolution ``img_size // 2**level`` is
   ``<= win_size`` uses a window of that size and no shift (e.g. with ``img_size=128`` the bottleneck runs
@@ -43,7 +49,10 @@ from torchvision.ops import StochasticDepth
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from .arch_util import pad_to_multiple
+from .arch_util import pad_to_multiple, pad_to_square
+
+#: values of Uformer's ``input_padding``: the package's default, and the official test scripts' square
+INPUT_PADDINGS = ('reflect', 'square_zero')
 
 
 def _to_windows(x, win):
@@ -384,14 +393,22 @@ class Uformer(nn.Module):
         under ``torch.utils.checkpoint`` (non-reentrant, RNG state preserved, so dropout and drop path
         draw the same), in training mode with grad enabled only (the official code uses the reentrant
         variant in every mode); same outputs and gradients, less memory, more time.
+        input_padding (str): How an input whose sides are not multiples of ``pad_multiple`` is padded
+            (and the output cropped back): ``'reflect'`` (default) reflect-pads bottom and right, each
+            side to its own multiple; ``'square_zero'`` zero-pads to the centred square of the official
+            test scripts (``expand2square(img, factor=128)``). Not an official argument.
     """
 
     def __init__(self, img_size=256, in_chans=3, dd_in=3, embed_dim=32, depths=(2, 2, 2, 2, 2, 2, 2, 2, 2),
                  num_heads=(1, 2, 4, 8, 16, 16, 8, 4, 2), win_size=8, mlp_ratio=4., qkv_bias=True, qk_scale=None,
                  drop_rate=0., attn_drop_rate=0., drop_path_rate=0.1, norm_layer=nn.LayerNorm, patch_norm=True,
                  use_checkpoint=False, token_projection='linear', token_mlp='leff', shift_flag=True,
-                 modulator=False, cross_modulator=False, out_chans=None, **kwargs):
+                 modulator=False, cross_modulator=False, out_chans=None, input_padding='reflect', **kwargs):
         super().__init__()
+        if input_padding not in INPUT_PADDINGS:
+            raise ValueError(f'Uformer: input_padding {input_padding!r} is not supported; expected one of '
+                             f'{", ".join(repr(p) for p in INPUT_PADDINGS)}.')
+        self.input_padding = input_padding
         depths, num_heads = list(depths), list(num_heads)
         if len(depths) != 9 or len(num_heads) != 9:
             raise ValueError('Uformer needs 9 depths and 9 num_heads (4 encoder, bottleneck, 4 decoder levels)')
@@ -469,7 +486,11 @@ class Uformer(nn.Module):
 
     def forward(self, x):
         h, w = x.shape[-2:]
-        inp = pad_to_multiple(x, self.pad_multiple)
+        top = left = 0
+        if self.input_padding == 'square_zero':
+            inp, (top, left) = pad_to_square(x, self.pad_multiple)
+        else:
+            inp = pad_to_multiple(x, self.pad_multiple)
         hw = list(inp.shape[-2:])
         sizes = [tuple(s // 2**i for s in hw) for i in range(5)]
 
@@ -485,7 +506,7 @@ class Uformer(nn.Module):
             y = torch.cat([y, skips[3 - i]], dim=-1)
             y = getattr(self, f'decoderlayer_{i}')(y, sizes[3 - i])
         out = self._global_residual(inp, self.output_proj(y, sizes[0]))
-        return out[..., :h, :w]
+        return out[..., top:top + h, left:left + w]
 
 
 #: Checkpoint key layout of this architecture, for the load-error hints of basicsr_vitloss.compat.checkpoint_hints:

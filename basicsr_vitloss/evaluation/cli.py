@@ -60,13 +60,20 @@ SSIM (``--ssim float|matlab``): ``float`` = scikit-image's structural_similarity
 --dataset (or, with --opt, the test dataset's name) is GoPro or HIDE. 16-bit images are rounded to
 8 bits for it.
 
+NIQE (``--niqe-channel y|gray``): BasicSR's ``calculate_niqe`` on the 8-bit restored image, on one channel:
+``y`` (the default) = the Y of MATLAB's YCbCr (``convert_to='y'``, values 16-235), BasicSR's default and the
+numbers reported here; ``gray`` = 0.299 R + 0.587 G + 0.114 B at full range (``convert_to='gray'``), the
+channel pyiqa's NIQE scores (Y of YIQ; also MATLAB rgb2gray's luma). On real photographs the two differ by
+up to a few tenths (benchmarks/results/niqe_channel_bench.md); the channel is part of the protocol.
+
 Outputs of ``run`` (in --out):
-    per_image.csv   name, restored, gt, category, psnr, ssim, mae, lpips, niqe, ssim_variant, then the
+    per_image.csv   name, restored, gt, category, psnr, ssim, mae, lpips, niqe, ssim_variant, niqe_variant,
+                    lpips_variant, then the
                     cache key restored_bytes, restored_mtime_ns, gt_bytes, gt_mtime_ns. Values at full
                     precision; an empty cell = not computed; ``nan`` = undefined (NIQE of an image
                     with fewer than two 96x96 blocks). It is also the cache: a rerun reuses every value whose
-                    files' names, sizes and mtimes are unchanged (SSIM: and whose variant is the one asked
-                    for), and computes only what is missing.
+                    files' names, sizes and mtimes are unchanged (SSIM, NIQE, LPIPS: and whose variant is
+                    the one asked for), and computes only what is missing.
     results.json    method, loss, dataset, n_images, counts (per group), groups (per group: the
                     mean of each metric; undefined values left out; null when none), labelled /
                     note, settings (how each metric was computed, in words) and ``protocol``: what
@@ -118,7 +125,8 @@ from basicsr_vitloss.evaluation.categories import load_categories
 from basicsr_vitloss.evaluation.errors import EvaluateError, warn
 from basicsr_vitloss.evaluation.images import bit_depth_warning, set_bit_depth
 from basicsr_vitloss.evaluation.merge import command_merge
-from basicsr_vitloss.evaluation.metrics import METRICS, SSIM_VARIANTS, TITLES, default_ssim, matlab_ssim_function
+from basicsr_vitloss.evaluation.metrics import LPIPS_NET, LPIPS_NETS, METRICS, NIQE_CHANNELS, SSIM_VARIANTS, TITLES, \
+    check_niqe_channel, default_ssim, matlab_ssim_function
 from basicsr_vitloss.evaluation.pairing import match_folders, stem
 from basicsr_vitloss.evaluation.restore import restore
 from basicsr_vitloss.evaluation.results import build_protocol, evaluate_pairs, write_results
@@ -127,6 +135,7 @@ from basicsr_vitloss.evaluation.tables import format_value
 
 def command_run(args):
     metrics = tuple(m for m in METRICS if m in args.metrics)
+    check_niqe_channel(args.niqe_channel)
     args.pairing_given = args.pairing is not None
     args.pairing = args.pairing or 'auto'
     if args.opt:
@@ -152,13 +161,15 @@ def command_run(args):
     gt_names = [stem(g) for _, g in pairs]
     categories, assignment = load_categories(args.labels, gt_names)
     depths = (set_bit_depth([r for r, _ in pairs]), set_bit_depth([g for _, g in pairs]))
-    protocol = build_protocol(metrics, args.pairing, used, depths, inference, args.ssim)
+    protocol = build_protocol(metrics, args.pairing, used, depths, inference, args.ssim, args.niqe_channel,
+                              args.lpips_net)
     notes = []
     warning = bit_depth_warning(depths)
     if warning:
         warn(warning)
         notes.append(f'Warning: {warning}')
-    rows, computed, skipped = evaluate_pairs(pairs, args.out, metrics, assignment, args.lpips_weights, args.ssim)
+    rows, computed, skipped = evaluate_pairs(pairs, args.out, metrics, assignment, args.lpips_weights, args.ssim,
+                                             args.niqe_channel, args.lpips_net)
     result = write_results(args.out, args, metrics, categories, rows, notes, extra, protocol)
     print(f'evaluated {len(rows)} images (paired by {used}, SSIM {args.ssim}): computed {computed}, skipped '
           f'{skipped} (cached in {os.path.join(args.out, "per_image.csv")})')
@@ -194,12 +205,21 @@ def build_parser():
                      help="float: scikit-image SSIM on [0, 1] (DPDD); matlab: MATLAB's 3-D SSIM on the 8-bit "
                           'images (GoPro / HIDE, Tab. III). Default: matlab when the dataset is GoPro or HIDE, '
                           'else float')
+    run.add_argument('--niqe-channel', choices=NIQE_CHANNELS, default='y',
+                     help="the channel NIQE scores: y (MATLAB YCbCr luma, BasicSR calculate_niqe's default; the "
+                          "default) or gray (0.299 R + 0.587 G + 0.114 B, as pyiqa's NIQE; MATLAB rgb2gray's luma). "
+                          'Recorded in the protocol: merge refuses to mix them')
     run.add_argument('--out', required=True, help='output folder (per_image.csv, results.json, results.md)')
     run.add_argument('--labels', help='folder with indoor_labels.npy / outdoor_labels.npy, or a name,category CSV')
     run.add_argument('--method', help='method name (default: options name or restored folder name)')
     run.add_argument('--loss', default='', help='loss name (e.g. L1, L1+ViT)')
     run.add_argument('--dataset', help='dataset name (e.g. DPDD, GoPro, HIDE; GoPro and HIDE default to --ssim matlab)')
-    run.add_argument('--lpips-weights', help="folder holding torchvision's alexnet-owt-7be5be79.pth")
+    run.add_argument('--lpips-weights', help="folder holding torchvision's backbone weights (alexnet-owt-7be5be79.pth; "
+                                             'vgg16-397923af.pth for --lpips-net vgg)')
+    run.add_argument('--lpips-net', choices=LPIPS_NETS, default=LPIPS_NET,
+                     help="LPIPS backbone: alex (the default: the paper's LPIPS numbers, as Restormer's and the lpips "
+                          "authors' evaluations) or vgg (the network the paper's text names for its perceptual "
+                          'loss). Recorded in the protocol: merge refuses to mix them')
     run.add_argument('--metrics', nargs='+', choices=METRICS, default=list(METRICS), help='metrics to compute')
     merge = commands.add_parser('merge', help='merge results.json files into one comparison table')
     merge.add_argument('results', nargs='+', help='results.json files of evaluate.py run')

@@ -49,12 +49,17 @@ def load_options(path, key):
 DPDD_DATASET_TYPES = ('DPDDDataset', 'Dataset_DefocusDeblur_DualPixel_16bit')  # take the pairing option
 
 
-def _inference_record(args, net_name, dataset_opt):
-    """What made the files in OUT/restored (restored/inference.json): resuming needs the same."""
-    return {'options': os.path.abspath(args.opt), 'weights': os.path.abspath(args.weights), 'network': net_name,
-            'dataset': dataset_opt['name'],
-            'inference': {'mode': 'tiled', 'tile': args.tile, 'overlap': args.tile_overlap} if args.tile
-            else {'mode': 'whole'}}
+def _inference_record(args, net, dataset_opt):
+    """What made the files in OUT/restored (restored/inference.json): resuming needs the same. A Uformer's
+    non-default ``input_padding`` (square_zero) is recorded too (the default is not, so folders made before the
+    option existed still resume)."""
+    record = {'options': os.path.abspath(args.opt), 'weights': os.path.abspath(args.weights),
+              'network': type(net).__name__, 'dataset': dataset_opt['name'],
+              'inference': {'mode': 'tiled', 'tile': args.tile, 'overlap': args.tile_overlap} if args.tile
+              else {'mode': 'whole'}}
+    if getattr(net, 'input_padding', 'reflect') != 'reflect':
+        record['input_padding'] = net.input_padding
+    return record
 
 
 def _check_restored_folder(folder, record):
@@ -116,7 +121,7 @@ def restore(args):
         raise EvaluateError(f'--opt {args.opt}: cannot build dataset {dataset_opt["name"]} '
                             f'({type(error).__name__}: {error}).') from None
     folder = os.path.join(args.out, 'restored')
-    record = _inference_record(args, type(net).__name__, dataset_opt)
+    record = _inference_record(args, net, dataset_opt)
     _check_restored_folder(folder, record)
     restored, gt, seen, failed = [], [], {}, []
     for index in tqdm(range(len(dataset)), desc='restore', unit='img', file=sys.stderr, dynamic_ncols=True):
@@ -157,5 +162,6 @@ def restore(args):
     settings = {'inference': f'{type(net).__name__} from {os.path.abspath(args.opt)} (datasets: '
                              f'{dataset_opt["name"]}), weights {os.path.abspath(args.weights)}, '
                              + (f'tiles {args.tile} px, overlap {args.tile_overlap}' if args.tile else 'whole images')
+                             + (f', input_padding {record["input_padding"]}' if 'input_padding' in record else '')
                              + f', on {device.type}; saved as 16-bit PNG'}
     return pairs, used, settings, inference

@@ -11,16 +11,17 @@ import numpy as np
 from basicsr_vitloss.evaluation.categories import COMBINED, NO_LABELS_NOTE
 from basicsr_vitloss.evaluation.errors import EvaluateError, listing
 from basicsr_vitloss.evaluation.images import read_bgr
-from basicsr_vitloss.evaluation.metrics import METRIC_VARIANTS, METRICS, SETTINGS, TITLES, compute_metrics, \
-    lpips_variant
+from basicsr_vitloss.evaluation.metrics import LPIPS_NET, METRIC_VARIANTS, METRICS, SETTINGS, TITLES, \
+    compute_metrics, lpips_variant
 from basicsr_vitloss.evaluation.pairing import stem
 from basicsr_vitloss.evaluation.tables import FORMATS_NOTE, markdown_table, run_columns
 from basicsr_vitloss.utils.atomic_write import atomic_write
 
-CSV_COLUMNS = ('name', 'restored', 'gt', 'category') + METRICS + ('ssim_variant',) + (
+#: metric -> (its variant column in per_image.csv, the variant of files written before that column existed)
+VARIANT_COLUMNS = {'ssim': ('ssim_variant', 'float'), 'niqe': ('niqe_variant', 'y'), 'lpips': ('lpips_variant', 'alex')}
+CSV_COLUMNS = ('name', 'restored', 'gt', 'category') + METRICS + tuple(c for c, _ in VARIANT_COLUMNS.values()) + (
     'restored_bytes', 'restored_mtime_ns', 'gt_bytes', 'gt_mtime_ns')
 KEY_COLUMNS = CSV_COLUMNS[-4:]
-OLD_CSV_COLUMNS = tuple(c for c in CSV_COLUMNS if c != 'ssim_variant')  # before --ssim: SSIM was float
 NOT_COMPARED = ('pairing',)
 NO_PROTOCOL = None  # marker in merge for a results.json written before the protocol existed
 
@@ -36,10 +37,14 @@ def read_cache(path):
         return {}
     with open(path, newline='', encoding='utf-8') as file:
         reader = csv.DictReader(file)
-        if tuple(reader.fieldnames or ()) == OLD_CSV_COLUMNS:  # written before --ssim: SSIM was float
-            return {os.path.basename(row['restored']): dict(row, ssim_variant='float' if row['ssim'] else '')
-                    for row in reader}
-        if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
+        columns = tuple(reader.fieldnames or ())
+        # files of older versions lack variant columns: their values are of the variant that was the only one
+        absent = {metric: default for metric, (column, default) in VARIANT_COLUMNS.items() if column not in columns}
+        if absent and columns == tuple(c for c in CSV_COLUMNS if c in columns) and \
+                set(CSV_COLUMNS) - set(columns) == {VARIANT_COLUMNS[m][0] for m in absent}:
+            return {os.path.basename(row['restored']): dict(row, **{
+                VARIANT_COLUMNS[m][0]: default if row[m] else '' for m, default in absent.items()}) for row in reader}
+        if columns != CSV_COLUMNS:
             raise EvaluateError(f'{path} exists but is not a per_image.csv of this script (columns '
                                 f'{reader.fieldnames}, expected {", ".join(CSV_COLUMNS)}); delete it or '
                                 f'choose another --out.')
@@ -59,12 +64,15 @@ def _cell(value):
     return repr(float(value))
 
 
-def evaluate_pairs(pairs, out_dir, metrics, categories, lpips_weights=None, ssim='float'):
-    """Per-image metrics of [(restored, gt)] with the cache in OUT/per_image.csv.
+def evaluate_pairs(pairs, out_dir, metrics, categories, lpips_weights=None, ssim='float', niqe_channel='y',
+                   lpips_net=LPIPS_NET):
+    """Per-image metrics of [(restored, gt)] with the cache in OUT/per_image.csv; a cached value of another
+    variant (SSIM, NIQE channel, LPIPS net) than the one asked for is computed again.
     Returns (rows as dicts of floats, number of images computed, number skipped)."""
     from tqdm import tqdm
     csv_path = os.path.join(out_dir, 'per_image.csv')
     cache = read_cache(csv_path)
+    wanted = {'ssim': ssim, 'niqe': niqe_channel, 'lpips': lpips_net}
     rows, computed, skipped = [], 0, 0
     for index, (restored_path, gt_path) in enumerate(tqdm(pairs, desc='evaluate', unit='img',
                                                             file=sys.stderr, dynamic_ncols=True)):
@@ -74,11 +82,12 @@ def evaluate_pairs(pairs, out_dir, metrics, categories, lpips_weights=None, ssim
         old = cache.get(os.path.basename(restored_path))
         if old is not None and all(old[k] == row[k] for k in KEY_COLUMNS) and os.path.basename(old['gt']) == \
                 os.path.basename(gt_path):
-            row.update({m: old[m] for m in METRICS}, ssim_variant=old['ssim_variant'])
-            if row['ssim_variant'] != ssim:  # computed with the other SSIM: not this run's number
-                row.update(ssim='', ssim_variant='')
+            row.update({m: old[m] for m in METRICS}, **{c: old[c] for c, _ in VARIANT_COLUMNS.values()})
+            for metric, (column, _) in VARIANT_COLUMNS.items():
+                if row[column] != wanted[metric]:  # computed as another variant: not this run's number
+                    row.update({metric: '', column: ''})
         else:
-            row.update({m: '' for m in METRICS}, ssim_variant='')
+            row.update({m: '' for m in METRICS}, **{c: '' for c, _ in VARIANT_COLUMNS.values()})
         missing = [m for m in metrics if row[m] == '']
         if missing:
             restored, gt = read_bgr(restored_path), read_bgr(gt_path)
@@ -86,13 +95,12 @@ def evaluate_pairs(pairs, out_dir, metrics, categories, lpips_weights=None, ssim
                 raise EvaluateError(f'{restored_path} is {restored.shape[1]}x{restored.shape[0]} but its ground '
                                     f'truth {gt_path} is {gt.shape[1]}x{gt.shape[0]}.')
             try:
-                values = compute_metrics(restored, gt, missing, lpips_weights, ssim)
+                values = compute_metrics(restored, gt, missing, lpips_weights, ssim, niqe_channel, lpips_net)
             except ValueError as error:  # e.g. a NIQE fit that fails: name the images
                 raise EvaluateError(f'computing {", ".join(missing)} of {restored_path} against {gt_path} '
                                     f'failed: {type(error).__name__}: {error}') from None
             row.update({m: _cell(v) for m, v in values.items()})
-            if 'ssim' in values:
-                row['ssim_variant'] = ssim
+            row.update({column: wanted[m] for m, (column, _) in VARIANT_COLUMNS.items() if m in values})
             computed += 1
         else:
             skipped += 1
@@ -122,25 +130,29 @@ def group_means(rows, categories, metrics):
             values = [float(r[metric]) for r in members if r[metric] != '' and not math.isnan(float(r[metric]))]
             means[group][metric] = float(np.mean(values)) if values else None
     return means, counts
-def build_protocol(metrics, pairing, pairing_used, depths, inference, ssim):
-    """What decides whether two runs' numbers are comparable (results.json ``protocol``)."""
+def build_protocol(metrics, pairing, pairing_used, depths, inference, ssim, niqe_channel='y', lpips_net=LPIPS_NET):
+    """What decides whether two runs' numbers are comparable (results.json ``protocol``). The NIQE channel is
+    part of ``metrics.niqe`` (the Y text is the one of results written before --niqe-channel existed)."""
     variants = {}
     for metric in metrics:
         variant = METRIC_VARIANTS[metric]
         if metric == 'ssim':
             variant = variant[ssim]
+        elif metric == 'niqe':
+            variant = variant[niqe_channel]
         elif metric == 'lpips':
-            lpips = lpips_variant()
+            lpips = lpips_variant(lpips_net)
             variant = f"lpips.LPIPS(net='{lpips['net']}', version='{lpips['version']}'), {lpips['package']}"
         variants[metric] = variant
     protocol = {'pairing': {'option': pairing, 'used': pairing_used},
                 'bit_depth': {'restored': depths[0], 'gt': depths[1]},
-                'colour_space': 'RGB (NIQE: Y of the 8-bit result)' if 'niqe' in metrics else 'RGB',
+                'colour_space': (f"RGB (NIQE: {'Y' if niqe_channel == 'y' else 'grayscale'} of the 8-bit result)"
+                                 if 'niqe' in metrics else 'RGB'),
                 'crop_border': 0,
                 'inference': inference,
                 'metrics': variants}
     if 'lpips' in metrics:
-        protocol['lpips'] = lpips_variant()
+        protocol['lpips'] = lpips_variant(lpips_net)
     return protocol
 
 
@@ -166,7 +178,10 @@ def write_results(out_dir, args, metrics, categories, rows, notes, extra_setting
         if names:
             notes.append(f'{TITLES[metric]} undefined for {len(names)} images (left out of its means): '
                          f'{listing(names)}.')
-    settings = {m: SETTINGS['ssim_matlab' if m == 'ssim' and args.ssim == 'matlab' else m] for m in metrics}
+    variant_keys = {'ssim': 'ssim_matlab' if args.ssim == 'matlab' else 'ssim',
+                    'niqe': 'niqe_gray' if getattr(args, 'niqe_channel', 'y') == 'gray' else 'niqe',
+                    'lpips': 'lpips_vgg' if getattr(args, 'lpips_net', LPIPS_NET) == 'vgg' else 'lpips'}
+    settings = {m: SETTINGS[variant_keys.get(m, m)] for m in metrics}
     pairing = protocol['pairing'] if protocol else {'option': args.pairing, 'used': ''}
     settings.update(crop_border=0, pairing=(
         f"--pairing {pairing['option']}: " + ('by name (restored stem = gt stem [+ _anything])'

@@ -107,6 +107,50 @@ def test_padding_is_reflect_then_crop():
         assert torch.allclose(net(x), net(padded)[..., :100, :75], atol=1e-6)
 
 
+# input_padding: a small tiny (2x2 windows, padding multiple 32) to be quick
+SMALL = dict(win_size=2, img_size=64)
+
+
+def test_square_zero_padding_is_the_official_centred_zero_square_then_crop():
+    """expand2square of the official test scripts: side ceil(max(h, w) / 128) * 128 (here the multiple 32), the
+    image at ((side - h) // 2, (side - w) // 2), zeros around it; the output cropped at the same place."""
+    net = tiny(input_padding='square_zero', **SMALL).eval()
+    assert net.pad_multiple == 32
+    x = images(1, 3, 20, 45)
+    side, top, left = 64, 22, 9
+    square = torch.zeros(1, 3, side, side)
+    square[..., top:top + 20, left:left + 45] = x
+    with torch.no_grad():
+        got = net(x)
+        expected = net(square)[..., top:top + 20, left:left + 45]  # a square of the multiple is not padded again
+        reflect = tiny(**SMALL).eval()(x)  # the same weights (same seed), the default padding
+    assert got.shape == x.shape
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert (got - reflect).abs().max() > 1e-3  # the option changes the result
+
+
+@pytest.mark.parametrize('shape', [(1, 3, 20, 45), (2, 3, 45, 20), (1, 3, 32, 64), (1, 3, 33, 1), (1, 3, 64, 64)])
+def test_square_zero_padding_keeps_non_square_shapes(shape):
+    net = tiny(input_padding='square_zero', **SMALL).eval()
+    x = images(*shape)
+    with torch.no_grad():
+        y = net(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+def test_both_paddings_agree_on_squares_of_the_multiple_only():
+    reflect, square = tiny(**SMALL).eval(), tiny(input_padding='square_zero', **SMALL).eval()
+    with torch.no_grad():
+        assert torch.equal(reflect(images(1, 3, 64, 64)), square(images(1, 3, 64, 64)))
+        # 32x64: already multiples (reflect pads nothing) but not square (square_zero pads to 64x64)
+        assert (reflect(images(1, 3, 32, 64)) - square(images(1, 3, 32, 64))).abs().max() > 1e-3
+
+
+def test_bad_input_padding_names_the_allowed_values():
+    with pytest.raises(ValueError, match=r"input_padding 'zero' .*'reflect', 'square_zero'"):
+        Uformer(input_padding='zero', **TINY)
+
+
 def test_global_residual_official_rgb():
     net = tiny().eval()
     torch.nn.init.zeros_(net.output_proj.proj[0].weight)

@@ -738,3 +738,117 @@ def test_official_gopro_results_pair_with_prepared_targets(tmp_path, capsys):
                 assert row['name'] == (frame.replace('-', '_') if gt_dir == old_gt else frame)
                 assert Path(row['restored']).name.startswith(frame)
                 assert float(row['mae']) == pytest.approx(offsets[frame] / 255.0, abs=1e-9)
+
+
+def test_niqe_channel_changes_the_value_the_cache_and_the_protocol(tmp_path, capsys):
+    """--niqe-channel gray is BasicSR's calculate_niqe(convert_to='gray') on the 8-bit result, a different number
+    from the default Y; a rerun with the other channel recomputes NIQE; the protocol records it and merge refuses to
+    mix the two."""
+    from basicsr.metrics.niqe import calculate_niqe
+    restored_dir, gt_dir, _ = fake_dpdd(tmp_path, restored_bits=8)
+    gray_out, y_out = tmp_path / 'gray', tmp_path / 'y'
+    assert evaluate.main(run_args(restored_dir, gt_dir, gray_out, '--metrics', 'niqe', '--niqe-channel', 'gray',
+                                  '--method', 'gray')) == 0
+    gray_rows = read_csv(gray_out / 'per_image.csv')
+    for row in gray_rows[:2]:
+        image = cv2.imread(row['restored'], cv2.IMREAD_UNCHANGED)
+        assert float(row['niqe']) == pytest.approx(calculate_niqe(image, 0, convert_to='gray'), abs=1e-9)
+        assert row['niqe_variant'] == 'gray'
+    gray = read_json(gray_out / 'results.json')
+    assert gray['protocol']['metrics']['niqe'] == 'BasicSR calculate_niqe, 8-bit gray'
+    assert gray['protocol']['colour_space'] == 'RGB (NIQE: grayscale of the 8-bit result)'
+    assert "convert_to='gray'" in gray['settings']['niqe']
+
+    # the same folder with the default (Y): NIQE recomputed, different values
+    shutil.copytree(gray_out, y_out)
+    assert evaluate.main(run_args(restored_dir, gt_dir, y_out, '--metrics', 'niqe')) == 0
+    y_rows = read_csv(y_out / 'per_image.csv')
+    assert all(r['niqe_variant'] == 'y' for r in y_rows)
+    assert all(float(a['niqe']) != float(b['niqe']) for a, b in zip(gray_rows, y_rows))
+    y_result = read_json(y_out / 'results.json')
+    assert y_result['protocol']['metrics']['niqe'] == 'BasicSR calculate_niqe, 8-bit Y'
+
+    table = tmp_path / 'table.md'
+    capsys.readouterr()
+    assert evaluate.main(['merge', str(y_out / 'results.json'), str(gray_out / 'results.json'),
+                          '--out', str(table)]) == 2
+    message = capsys.readouterr().err
+    assert 'metrics.niqe' in message and 'colour_space' in message and not table.exists()
+
+
+def test_niqe_channel_bad_value_and_older_cache(tmp_path, capsys):
+    from basicsr_vitloss.evaluation.errors import EvaluateError
+    from basicsr_vitloss.evaluation.metrics import compute_metrics
+    from basicsr_vitloss.evaluation.results import CSV_COLUMNS, read_cache
+    restored_dir, gt_dir, _ = fake_dpdd(tmp_path)
+    assert evaluate.main(run_args(restored_dir, gt_dir, tmp_path / 'out', '--niqe-channel', 'rgb')) == 2
+    assert "--niqe-channel: invalid choice: 'rgb'" in capsys.readouterr().err
+    image = np.zeros((96, 192, 3), np.uint8)
+    with pytest.raises(EvaluateError, match=r"--niqe-channel 'RGB': expected one of y, gray"):
+        compute_metrics(image, image, ('niqe', ), niqe_channel='RGB')
+
+    # a per_image.csv written before --niqe-channel / --lpips-net (no such columns): its NIQE is Y, LPIPS alex
+    old_columns = [c for c in CSV_COLUMNS if c not in ('niqe_variant', 'lpips_variant')]
+    path = tmp_path / 'per_image.csv'
+    with open(path, 'w', newline='') as file:
+        writer = csv.DictWriter(file, fieldnames=old_columns)
+        writer.writeheader()
+        writer.writerow({c: '' for c in old_columns} | {'restored': '/x/a.png', 'niqe': '4.5', 'ssim': '0.9',
+                                                         'ssim_variant': 'matlab', 'lpips': '0.1'})
+        writer.writerow({c: '' for c in old_columns} | {'restored': '/x/b.png'})
+    cache = read_cache(str(path))
+    assert cache['a.png']['niqe_variant'] == 'y' and cache['a.png']['ssim_variant'] == 'matlab'
+    assert cache['a.png']['lpips_variant'] == 'alex'
+    assert cache['b.png']['niqe_variant'] == '' and cache['b.png']['lpips_variant'] == ''
+
+
+def test_lpips_net_vgg_is_passed_on_cached_per_net_and_in_the_protocol(tmp_path, monkeypatch, capsys):
+    from basicsr_vitloss.metrics import lpips_metric
+    calls = []
+
+    def fake_lpips(img, img2, net='alex', weights_dir=None, **kwargs):  # no backbone download in a test
+        calls.append(net)
+        return {'alex': 0.25, 'vgg': 0.5}[net]
+
+    monkeypatch.setattr(lpips_metric, 'calculate_lpips', fake_lpips)
+    restored_dir, gt_dir, _ = fake_dpdd(tmp_path)
+    vgg_out, alex_out = tmp_path / 'vgg', tmp_path / 'alex'
+    assert evaluate.main(run_args(restored_dir, gt_dir, vgg_out, '--metrics', 'lpips', '--lpips-net', 'vgg',
+                                  '--method', 'vgg')) == 0
+    assert calls == ['vgg'] * 6
+    assert all(r['lpips_variant'] == 'vgg' and float(r['lpips']) == 0.5 for r in read_csv(vgg_out / 'per_image.csv'))
+    vgg = read_json(vgg_out / 'results.json')
+    assert vgg['protocol']['lpips']['net'] == 'vgg' and "net='vgg'" in vgg['protocol']['metrics']['lpips']
+    assert 'VGG16' in vgg['settings']['lpips']
+
+    shutil.copytree(vgg_out, alex_out)  # the default (alex) in the same folder: computed again
+    assert evaluate.main(run_args(restored_dir, gt_dir, alex_out, '--metrics', 'lpips')) == 0
+    assert calls == ['vgg'] * 6 + ['alex'] * 6
+    assert read_json(alex_out / 'results.json')['groups']['Combined']['lpips'] == 0.25
+    capsys.readouterr()
+    assert evaluate.main(['merge', str(alex_out / 'results.json'), str(vgg_out / 'results.json'),
+                          '--out', str(tmp_path / 'table.md')]) == 2
+    assert 'lpips.net' in capsys.readouterr().err
+    assert evaluate.main(run_args(restored_dir, gt_dir, alex_out, '--lpips-net', 'squeeze')) == 2
+    assert "--lpips-net: invalid choice: 'squeeze'" in capsys.readouterr().err
+
+
+def test_restored_folder_record_names_a_square_zero_uformer_only(tmp_path):
+    """run --opt: restored/inference.json keeps Uformer's non-default input_padding, so a folder restored with the
+    other padding is not resumed; the default adds nothing (older folders still resume, protocols of other archs
+    stay comparable)."""
+    from types import SimpleNamespace
+    from basicsr_vitloss.archs.uformer_arch import Uformer
+    from basicsr_vitloss.evaluation.restore import _check_restored_folder, _inference_record
+    from basicsr_vitloss.evaluation.errors import EvaluateError
+    args = SimpleNamespace(opt='o.yml', weights='w.pth', tile=0, tile_overlap=32)
+    small = dict(embed_dim=8, depths=[1] * 9, num_heads=[1] * 9, win_size=2, img_size=64)
+    reflect = _inference_record(args, Uformer(**small), {'name': 'DPDD'})
+    square = _inference_record(args, Uformer(input_padding='square_zero', **small), {'name': 'DPDD'})
+    assert 'input_padding' not in reflect and square['input_padding'] == 'square_zero'
+    assert square['inference'] == reflect['inference'] == {'mode': 'whole'}  # the protocol field is unchanged
+    folder = tmp_path / 'restored'
+    folder.mkdir()
+    (folder / 'inference.json').write_text(json.dumps(reflect))
+    with pytest.raises(EvaluateError, match='input_padding: None then, square_zero now'):
+        _check_restored_folder(str(folder), square)

@@ -151,6 +151,18 @@ def test_niqe_from_basicsr_works_and_rises_with_blur():
     assert np.isfinite(sharp) and np.isfinite(blurred) and blurred > sharp + 1
 
 
+def test_niqe_convert_to_gray_from_the_yaml_metric_options():
+    """A test YAML's ``niqe: {type: calculate_niqe, crop_border: 0, convert_to: gray}`` reaches BasicSR's NIQE
+    (through the plugin's small-image wrapper): grayscale instead of the default Y, another value."""
+    img = cv2.cvtColor(skimage.data.astronaut()[:192, :288], cv2.COLOR_RGB2BGR)
+    options = {'type': 'calculate_niqe', 'crop_border': 0, 'better': 'lower'}
+    y = calculate_metric({'img': img}, options)
+    gray = calculate_metric({'img': img}, dict(options, convert_to='gray'))
+    assert y == pytest.approx(calculate_niqe(img, 0, convert_to='y'), abs=1e-12)
+    assert gray == pytest.approx(calculate_niqe(img, 0, convert_to='gray'), abs=1e-12)
+    assert abs(gray - y) > 1e-3
+
+
 def test_metrics_are_registered_and_marked():
     data = {'img': _photo(32), 'img2': _photo(32)}
     assert calculate_metric(data, {'type': 'calculate_mae'}) == 0
