@@ -560,9 +560,9 @@ def budget_lines(grid, net, loss):
                   f'paper\'s size; Uformer publishes GoPro numbers for Uformer-B only ({base[0]}, {base[1]}), none '
                   f'for {name}; {table}\'s absolute values come from the paper\'s smaller budget')
     else:
-        expect = (f"# Expect: {NETWORK_NAMES[net]} has no published DPDD result and no DPDD recipe; this file runs "
-                  f"its GoPro recipe on DPDD, so there is no published number to aim at; {table}'s absolute values "
-                  "come from the paper's own budget")
+        expect = (f"# Expect: {NETWORK_NAMES[net]} publishes no DPDD training recipe; this file runs its GoPro recipe "
+                  f'on DPDD with {variant_name(net)}, so no published number applies to it; {table}\'s absolute '
+                  "values come from the paper's own budget")
     return [expect + f'. {claim}; evaluate.py merge --paper sets the two side by side.']
 
 
