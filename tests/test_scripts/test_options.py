@@ -168,7 +168,8 @@ def trees(tmp_path_factory):
     for split in ('val', 'test'):
         make_dpdd_tree(root / 'DPDD', layout='official', split=split, scenes=1, size=(40, 56))
     rng = np.random.default_rng(0)
-    for folder in ('GoPro/train/input_crops', 'GoPro/train/target_crops', 'GoPro/test/input', 'GoPro/test/target',
+    for folder in ('GoPro/train/input_crops', 'GoPro/train/target_crops', 'GoPro/train/input', 'GoPro/train/target',
+                   'GoPro/test/input', 'GoPro/test/target',
                    'HIDE/test/input', 'HIDE/test/target'):
         (root / folder).mkdir(parents=True)
         for index in range(2):
