@@ -73,7 +73,7 @@ def test_options_use_only_keys_the_tree_reads_and_say_what_was_mapped(full_tree)
     root, change = full_tree
     nafnet = yaml.safe_load(change.files['options/train/TransformerPerceptualLoss/train_NAFNet_GoPro_local.yml'])
     assert 'recipe_gpus' not in nafnet and 'tile' not in nafnet['val']
-    assert nafnet['train']['scheduler'] == {'type': 'CosineAnnealingRestartLR', 'periods': [400000],
+    assert nafnet['train']['scheduler'] == {'type': 'CosineAnnealingRestartLR', 'periods': [200000],
                                             'restart_weights': [1], 'eta_min': 1.0e-07}
     assert nafnet['train']['use_grad_clip'] is True and nafnet['model_type'] == 'ProgressiveSRModel'
     header = change.files['options/train/TransformerPerceptualLoss/train_NAFNet_GoPro_local.yml'].split('\nname:')[0]
