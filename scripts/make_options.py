@@ -70,7 +70,7 @@ HEADLINE = ('restormer_dpdd_local.yml', 'dpdd_dual', 'restormer', 'local')
 
 #: what the paper reports (Tables I-V), in the package so that ``evaluate merge --paper`` can use them too
 from basicsr_vitloss.data.gopro_files import GOPRO_TOTALS  # noqa: E402
-from basicsr_vitloss.evaluation.paper_tables import PAPER, PAPER_ABLATIONS  # noqa: E402
+from basicsr_vitloss.evaluation.paper_tables import PAPER, PAPER_ABLATIONS, PAPER_METRICS  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ fragments
 
@@ -128,12 +128,17 @@ def check_network(net, where='network'):
     raise ValueError(f'{where}: unknown network {net!r}; known networks: {", ".join(NETWORK_NAMES)}.{hint}')
 
 
+def paper_grid(grid):
+    """The grid whose rows of the paper ``grid`` reproduces (the equal-budget grid: Table III's)."""
+    return PAPER_GRID.get(grid, grid)
+
+
 def check_networks():
     """Every network name in the generator's tables is known, and every known one has a recipe and a tiny size."""
     for grid, (_, _, networks, _) in GRIDS.items():
         for net in networks:
             check_network(net, f'GRIDS[{grid!r}]')
-        for net, _ in PAPER[PAPER_GRID.get(grid, grid)]:
+        for net, _ in PAPER[paper_grid(grid)]:
             check_network(net, f'PAPER[{grid!r}]')
     check_network(HEADLINE[2], 'HEADLINE')
     for table, names in (('TINY_NETWORK', TINY_NETWORK), ('RECIPES', RECIPES)):
@@ -320,14 +325,15 @@ GPU_NOTE = ('batch_size_per_gpu as in the official recipe; the paper trained on 
             'reduced some batch sizes (values not given)')
 
 
-def common(net):
-    """COMMON plus the recipe's own GPU count, `recipe_gpus`, right after `num_gpu`: BasicSR ignores the key;
-    scripts/scale_recipe.py reads it (effective batch = batch_size_per_gpu x recipe_gpus)."""
+def common(net, grid=None):
+    """COMMON plus the recipe's own GPU count, `recipe_gpus`, right after `num_gpu` (1 in the equal-budget grid,
+    whose batches fit one GPU): BasicSR ignores the key; scripts/scale_recipe.py reads it (effective batch =
+    batch_size_per_gpu x recipe_gpus)."""
     opt = {}
     for key, value in copy.deepcopy(COMMON).items():
         opt[key] = value
         if key == 'num_gpu':
-            opt['recipe_gpus'] = recipe(net)['gpus']
+            opt['recipe_gpus'] = 1 if grid and BUDGETS[grid] == 'equal' else recipe(net)['gpus']
     return opt
 
 
@@ -471,13 +477,12 @@ def train_options(grid, net, loss, name=None, vit_change=None):
             term.update(vit_change)
         train['perceptual_opt'] = term
     dataset = train_dataset(data, mode, used)
-    opt = {'name': name or f'{grid}_{net}_{loss}', **common(net), **model_type(net),
+    opt = {'name': name or f'{grid}_{net}_{loss}', **common(net, grid), **model_type(net),
            'datasets': {'train': dataset, 'val': eval_dataset(data, mode, 'val')},
            'network_g': network_g(net, in_channels, data), 'path': dict(PATH), 'train': train,
            'val': {'val_freq': 20000, 'save_img': False, 'tile': dict(TILE), 'metrics': copy.deepcopy(VAL_METRICS)},
            'logger': copy.deepcopy(LOGGER), 'dist_params': dict(DIST)}
     if BUDGETS[grid] == 'equal':
-        opt['recipe_gpus'] = 1
         equal_budget_train(net, train, dataset)
     return opt
 
@@ -489,10 +494,7 @@ def test_options(grid, net, loss):
     in_channels = 6 if mode == 'dual_pixel' else 3
     datasets = ({'test_1': eval_dataset(data, mode, 'test')} if data == 'dpdd'
                 else {'test_1': eval_dataset(data, mode, 'test'), 'test_2': eval_dataset(data, mode, 'hide')})
-    common_opt = common(net)
-    if BUDGETS[grid] == 'equal':
-        common_opt['recipe_gpus'] = 1
-    return {'name': f'test_{grid}_{net}_{loss}', **common_opt, **model_type(net), 'datasets': datasets,
+    return {'name': f'test_{grid}_{net}_{loss}', **common(net, grid), **model_type(net), 'datasets': datasets,
             'network_g': network_g(net, in_channels, data),
             'path': {'pretrain_network_g': f'experiments/{grid}_{net}_{loss}/models/net_g_latest.pth',
                      'param_key_g': 'params', 'strict_load_g': True},
@@ -512,11 +514,9 @@ def _signed(value, metric):
 
 def paper_change(grid, net, loss):
     """The paper's change of row (net, loss) over the network's baseline row, as text."""
-    grid = PAPER_GRID.get(grid, grid)
+    grid = paper_grid(grid)
     row, base = PAPER[grid][(net, loss)], PAPER[grid][(net, 'baseline')]
-    metrics = ('psnr', 'ssim', 'mae', 'lpips', 'niqe') if GRIDS[grid][0] == 'dpdd' else ('psnr', 'ssim', 'lpips',
-                                                                                           'niqe') * 2
-    parts = [f'{m.upper()} {_signed(a - b, m)}' for a, b, m in zip(row, base, metrics)]
+    parts = [f'{m.upper()} {_signed(a - b, m)}' for a, b, m in zip(row, base, PAPER_METRICS[grid])]
     if GRIDS[grid][0] == 'dpdd':
         return 'Combined ' + ', '.join(parts)
     return 'GoPro ' + ', '.join(parts[:4]) + '; HIDE ' + ', '.join(parts[4:])
@@ -535,7 +535,7 @@ def budget_lines(grid, net, loss):
         batch, iterations, epochs = equal_budget(net)
         optim = OPTIMIZERS[EQUAL_BUDGET['optimizer']]
         row_gib, row = EQUAL_BUDGET_BATCH[net][1:]
-        ours, theirs = epochs * (GOPRO_TRAIN_IMAGES // batch) * batch, recipe_samples(net)
+        ours, theirs = iterations * batch, recipe_samples(net)
         return [
             f"# Budget: equal for the four networks, the paper's protocol (Sec. IV-A2: the same optimizer and a fixed "
             f'number of epochs for all, batches cut to fit one 24 GB RTX 3090); the paper gives no values, these are '
@@ -583,7 +583,6 @@ def ablation_budget_line(ablation):
 def header(grid, net, loss, kind, ablation=None):
     """The comment block at the top of a file: what it reproduces and how to run it."""
     data, mode, _, table = GRIDS[grid]
-    paper_grid = PAPER_GRID.get(grid, grid)
     lines = ['# Generated by scripts/make_options.py; edit the generator, not this file.']
     if ablation and ablation[0] == 'authors_code':
         lines += ['# (what the code variant is: written by generate)', '# (its paper setting: written by generate)']
@@ -599,7 +598,7 @@ def header(grid, net, loss, kind, ablation=None):
                 'single-image defocus deblurring on DPDD', 'gopro': 'motion deblurring, GoPro (test: GoPro, HIDE)',
                 'gopro_equal_budget': 'motion deblurring, GoPro (test: GoPro, HIDE), equal training budget'}
         lines.append(f'# {table}, {variant_name(net)} {LOSS_NAMES[loss]}: {what[grid]}.')
-        expected = PAPER[paper_grid][(net, loss)]
+        expected = PAPER[paper_grid(grid)][(net, loss)]
         if data == 'dpdd':
             lines.append(f'# The paper reports (Combined PSNR / SSIM / MAE / LPIPS / NIQE): {_fmt(expected)}')
         else:
@@ -703,7 +702,7 @@ def shell(argv, comment='', width=110):
 
 
 def _paper_cell(grid, values):
-    grid = PAPER_GRID.get(grid, grid)
+    grid = paper_grid(grid)
     niqe = NIQE_DECIMALS[grid]
     if GRIDS[grid][0] == 'dpdd':
         psnr, ssim, mae, lpips, niqe_value = values
@@ -732,7 +731,7 @@ def doc_part():
                 link = _link(f'options/{grid}/{net}_{loss}.yml')
                 label = f'{table}{" (equal budget)" if BUDGETS[grid] == "equal" else ""}, {variant_name(net)}'
                 out.append(f'| {label} {LOSS_NAMES[loss]} | {link} '
-                           f'| {_paper_cell(grid, PAPER[PAPER_GRID.get(grid, grid)][(net, loss)])} |')
+                           f'| {_paper_cell(grid, PAPER[paper_grid(grid)][(net, loss)])} |')
     out += ['', budget_table()]
     out += ['', 'Test options for every row are under `options/test/` (same relative path). Ablations on dual-pixel',
             'DPDD with DPDNet + local loss (one change each from block 5 / tokens / mask 0.5 / MAE), and the',
@@ -771,7 +770,7 @@ def budget_table():
                         f'{recipe_samples(net):,} samples')
         batch, iterations, epochs = equal_budget(net)
         equal = (f'below the published numbers; batch {batch}, {epochs} epochs = {iterations:,} iterations = '
-                 f'{epochs * (GOPRO_TRAIN_IMAGES // batch) * batch:,} samples')
+                 f'{iterations * batch:,} samples')
         out.append(f'| {variant_name(net)} | {paper[0]:.2f} / {paper[1]:.4f}; {paper[4]:.2f} / {paper[5]:.4f} '
                    f'| {official} | {equal} |')
     optim = OPTIMIZERS[EQUAL_BUDGET['optimizer']]

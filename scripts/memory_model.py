@@ -52,26 +52,40 @@ def build_perceptual(opt):
     return build_loss(opt)
 
 
-def measure(network_opt, perceptual_opt, channels, patch):
-    """{'parameters', 'network_per_image', 'loss_per_image', 'fixed'} in elements / bytes."""
+def measure_network(network_opt, channels, patch):
+    """{'parameters', 'network_per_image', 'fixed'} of ``network_opt`` (elements / bytes)."""
     torch.manual_seed(0)
     network = build_network(copy.deepcopy(network_opt))
     per_image, fixed = memory_model.per_image_and_fixed(
         lambda batch: memory_model.network_activation_bytes(network, channels, patch, batch))
-    loss_per_image = frozen = 0
+    return {'parameters': memory_model.parameter_count(network), 'network_per_image': per_image, 'fixed': fixed}
+
+
+def measure_loss(perceptual_opt, patch):
+    """{'loss_per_image', 'fixed'} (bytes) of a perceptual_opt; zeros for None (the pixel loss only)."""
     loss = build_perceptual(perceptual_opt)
-    if loss is not None:
-        loss_per_image, loss_fixed = memory_model.per_image_and_fixed(
-            lambda batch: memory_model.loss_activation_bytes(loss, patch, batch))
-        frozen = loss_fixed + sum(t.numel() * t.element_size() for t in [*loss.parameters(), *loss.buffers()])
-    return {'parameters': memory_model.parameter_count(network), 'network_per_image': per_image,
-            'loss_per_image': loss_per_image, 'fixed': fixed + frozen}
+    if loss is None:
+        return {'loss_per_image': 0, 'fixed': 0}
+    per_image, fixed = memory_model.per_image_and_fixed(
+        lambda batch: memory_model.loss_activation_bytes(loss, patch, batch))
+    frozen = sum(t.numel() * t.element_size() for t in [*loss.parameters(), *loss.buffers()])
+    return {'loss_per_image': per_image, 'fixed': fixed + frozen}
+
+
+def measure(network_opt, perceptual_opt, channels, patch):
+    """{'parameters', 'network_per_image', 'loss_per_image', 'fixed'} in elements / bytes."""
+    return _row(measure_network(network_opt, channels, patch), measure_loss(perceptual_opt, patch))
+
+
+def _row(network, loss):
+    return {**network, 'loss_per_image': loss['loss_per_image'], 'fixed': network['fixed'] + loss['fixed']}
 
 
 def fit(network_opt, perceptual_opts, channels, patch, gpu_gib):
     """The largest batch that fits ``gpu_gib`` for every loss in ``perceptual_opts`` (None = pixel loss
-    only): (batch, {loss name: estimate in GiB at that batch})."""
-    rows = {name: measure(network_opt, opt, channels, patch) for name, opt in perceptual_opts.items()}
+    only): (batch, {loss name: estimate in GiB at that batch}). The network is measured once."""
+    network = measure_network(network_opt, channels, patch)
+    rows = {name: _row(network, measure_loss(opt, patch)) for name, opt in perceptual_opts.items()}
     batch = min(memory_model.largest_batch(gpu_gib, r['parameters'], r['network_per_image'], r['loss_per_image'],
                                            r['fixed'])[0] for r in rows.values())
     estimates = {name: memory_model.step_memory_gib(r['parameters'], r['network_per_image'], r['loss_per_image'],

@@ -85,9 +85,10 @@ def pair_files(restored, gt, pairing='auto', restored_where='', gt_where=''):
         raise EvaluateError(f"--pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}.")
     gt = sorted(gt, key=lambda p: (natural_key(_canonical_name(p)), natural_key(os.path.basename(p))))
     gt_stems = [canonical_stem(stem(p)) for p in gt]
-    key = _suffix_free_key([canonical_stem(stem(p)) for p in restored])
-    restored = sorted(restored, key=lambda p: key(canonical_stem(stem(p))))
-    restored_stems = [canonical_stem(stem(p)) for p in restored]
+    canonical = {p: canonical_stem(stem(p)) for p in restored}
+    key = _suffix_free_key(list(canonical.values()))
+    restored = sorted(restored, key=lambda p: key(canonical[p]))
+    restored_stems = [canonical[p] for p in restored]
     where = f' (restored: {restored_where}, ground truth: {gt_where})' if restored_where or gt_where else ''
     if len(set(gt_stems)) != len(gt_stems):
         twice = sorted(os.path.basename(p) for p, s in zip(gt, gt_stems) if gt_stems.count(s) > 1)

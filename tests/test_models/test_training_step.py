@@ -132,7 +132,9 @@ def test_bf16_trains_and_resumes_through_basicsr_train(tmp_path):
     assert 'Resuming training from epoch' in log and 'iter:       6' in log
 
 
-def test_fp16_gradients_are_unscaled_before_clipping(monkeypatch):
+@pytest.fixture
+def clip_norms(monkeypatch):
+    """The norms torch.nn.utils.clip_grad_norm_ returns, recorded call by call (the clipping itself unchanged)."""
     norms = []
     original = torch.nn.utils.clip_grad_norm_
 
@@ -140,12 +142,15 @@ def test_fp16_gradients_are_unscaled_before_clipping(monkeypatch):
         norm = original(parameters, max_norm, *args, **kwargs)
         norms.append(float(norm))
         return norm
-
     monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', recording)
+    return norms
+
+
+def test_fp16_gradients_are_unscaled_before_clipping(clip_norms):
     data = batch()
     one_step(model_options('ProgressiveSRModel', use_grad_clip=True), data)
     one_step(model_options('ProgressiveSRModel', use_grad_clip=True, mixed_precision='fp16'), data)
-    float32, fp16 = norms
+    float32, fp16 = clip_norms
     assert fp16 == pytest.approx(float32, rel=0.05)  # scaled gradients would be ~65536x larger
 
 
@@ -167,22 +172,14 @@ def test_multi_stage_model_with_micro_batches_logs_every_part_and_equals_the_uns
 
 
 @pytest.mark.parametrize('optimizer', ['Adam', 'AdamW'])
-def test_fp16_fused_optimizer_clips_unscaled_gradients(optimizer, monkeypatch):
+def test_fp16_fused_optimizer_clips_unscaled_gradients(optimizer, clip_norms):
     """GradScaler.step hands fused Adam / AdamW the scaled gradients (the kernel unscales them itself), so a
     clip inside optimizer.step saw norms x65536 unless the step unscales explicitly first."""
-    norms = []
-    original = torch.nn.utils.clip_grad_norm_
-
-    def recording(parameters, max_norm, *args, **kwargs):
-        norm = original(parameters, max_norm, *args, **kwargs)
-        norms.append(float(norm))
-        return norm
-
+    norms = clip_norms  # building the start copy below clips nothing
     data = batch()
     # eps 1 makes Adam's update proportional to the gradient, so a second unscale would show (65536x smaller)
     optim = {'type': optimizer, 'lr': 1e-3, 'betas': [0.9, 0.99], 'eps': 1.0, 'fused': True}
     start = [p.detach().clone() for p in built(model_options()).net_g.parameters()]  # what one_step starts from
-    monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', recording)
     float32 = one_step(model_options('ProgressiveSRModel', use_grad_clip=True, optim_g=dict(optim)), data)
     fp16 = one_step(model_options('ProgressiveSRModel', use_grad_clip=True, optim_g=dict(optim),
                                   mixed_precision='fp16'), data)
